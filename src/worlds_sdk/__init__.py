@@ -1,0 +1,115 @@
+"""worlds_sdk: the World contract in Python.
+
+Typed models, async protocols, the event-sourcing rules, errors, ids, the
+capability vocabulary, and the plugin/manifest machinery that finds Worlds.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .backend import Sandbox, WorldBackend, WorldConfig, no_sandbox
+from .capabilities import Capability, parse_capabilities
+from .errors import (
+    EntityConflictError,
+    EventNotFoundError,
+    HookNotFoundError,
+    IncompatibleFormatError,
+    NotFoundError,
+    PreconditionFailedError,
+    RunExpiredError,
+    RunNotSupportedError,
+    StepNotFoundError,
+    StreamNotFoundError,
+    ThrottleError,
+    TooEarlyError,
+    ValidationError,
+    WaitNotFoundError,
+    WorkflowRunNotFoundError,
+    WorkflowWorldError,
+    WorldUnavailableError,
+)
+from .hookspecs import hookimpl
+from .models import (
+    ChunkPage,
+    Enqueued,
+    Event,
+    EventRequest,
+    EventResult,
+    Hook,
+    MessageMeta,
+    Page,
+    Pagination,
+    Reschedule,
+    ResolveData,
+    Run,
+    RunStatus,
+    Step,
+    StepStatus,
+    StreamChunk,
+    StreamInfo,
+    StructuredError,
+    Wait,
+)
+from .protocols import BatchStreamer, EncryptingWorld, QueueHandler, Queue, Storage, Streamer, World
+
+try:
+    __version__ = version("worlds-sdk")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+SPEC_VERSION = 3
+"""The spec version of the stable upstream line this SDK expresses (event sourcing + binary queue)."""
+
+__all__ = [
+    "SPEC_VERSION",
+    "BatchStreamer",
+    "Capability",
+    "ChunkPage",
+    "EncryptingWorld",
+    "Enqueued",
+    "EntityConflictError",
+    "Event",
+    "EventNotFoundError",
+    "EventRequest",
+    "EventResult",
+    "Hook",
+    "HookNotFoundError",
+    "IncompatibleFormatError",
+    "MessageMeta",
+    "NotFoundError",
+    "Page",
+    "Pagination",
+    "PreconditionFailedError",
+    "Queue",
+    "QueueHandler",
+    "Reschedule",
+    "ResolveData",
+    "Run",
+    "RunExpiredError",
+    "RunNotSupportedError",
+    "RunStatus",
+    "Sandbox",
+    "Step",
+    "StepNotFoundError",
+    "StepStatus",
+    "Storage",
+    "StreamChunk",
+    "StreamInfo",
+    "StreamNotFoundError",
+    "Streamer",
+    "StructuredError",
+    "ThrottleError",
+    "TooEarlyError",
+    "ValidationError",
+    "Wait",
+    "WaitNotFoundError",
+    "WorkflowRunNotFoundError",
+    "WorkflowWorldError",
+    "World",
+    "WorldBackend",
+    "WorldConfig",
+    "WorldUnavailableError",
+    "__version__",
+    "hookimpl",
+    "no_sandbox",
+    "parse_capabilities",
+]

@@ -1,0 +1,43 @@
+"""The pluggy hooks through which packages contribute Worlds.
+
+A package registers a plugin module under the ``worlds`` entry-point group::
+
+    # pyproject.toml
+    [project.entry-points.worlds]
+    mine = "my_world.plugin"
+
+and that module implements the hooks below with :data:`hookimpl`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pluggy
+
+from .backend import WorldBackend
+
+PROJECT = "worlds"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class WorldsHookspecs:
+    @hookspec
+    def worlds_register(self) -> Sequence[WorldBackend]:  # type: ignore[empty-body]
+        """Return the World backends this plugin provides.
+
+        Example plugin module::
+
+            from worlds_sdk import WorldBackend, Capability, hookimpl, no_sandbox
+
+            @hookimpl
+            def worlds_register():
+                return [WorldBackend(
+                    id="mine",
+                    factory=lambda config: MyWorld(**config),
+                    sandbox=no_sandbox,
+                    spec_versions=frozenset({3}),
+                    capabilities=frozenset({Capability.DURABLE_QUEUE}),
+                )]
+        """

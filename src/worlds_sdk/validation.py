@@ -1,0 +1,53 @@
+"""Validation of ``events.create`` input against the shipped JSON Schema.
+
+The schema (``schemas/event-request.schema.json``) is the language-neutral
+statement of what a well-formed request is; validating against it, rather than
+with hand-written checks, keeps the Python SDK and the published wire shape from
+drifting apart. A malformed request gets one :class:`ValidationError` naming the
+offending field.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from .codec import to_wire
+from .errors import ValidationError
+from .models import EventRequest
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A schema shipped in ``worlds_sdk/schemas`` by file stem, e.g. ``"event-request"``."""
+    text = resources.files("worlds_sdk").joinpath("schemas", f"{name}.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    schema = load_schema(name)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)  # type: ignore[no-any-return]
+
+
+def validate_request(request: EventRequest) -> None:
+    """Raise :class:`ValidationError` unless ``request`` matches the event-request schema."""
+    if not isinstance(request, EventRequest):
+        raise ValidationError(f"expected an EventRequest, got {type(request).__name__}", field="request")
+    wire: dict[str, Any] = {"event_type": request.event_type}
+    if request.correlation_id is not None:
+        wire["correlation_id"] = request.correlation_id
+    if request.event_data is not None:
+        wire["event_data"] = to_wire(request.event_data, "event_data")
+    if request.spec_version is not None:
+        wire["spec_version"] = request.spec_version
+    error = jsonschema.exceptions.best_match(_validator("event-request").iter_errors(wire))
+    if error is not None:
+        field = ".".join(str(p) for p in error.absolute_path) or "request"
+        raise ValidationError(error.message, field=field)
