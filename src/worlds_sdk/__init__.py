@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .backend import Sandbox, WorldBackend, WorldConfig, no_sandbox
 from .capabilities import Capability, parse_capabilities
+from .discovery import DiscoveryError, WorldNotFoundError, resolve_world
 from .errors import (
     EntityConflictError,
     EventNotFoundError,
@@ -28,6 +29,7 @@ from .errors import (
     WorldUnavailableError,
 )
 from .hookspecs import hookimpl
+from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest, parse_manifest
 from .models import (
     ChunkPage,
     Enqueued,
@@ -49,7 +51,7 @@ from .models import (
     StructuredError,
     Wait,
 )
-from .protocols import BatchStreamer, EncryptingWorld, QueueHandler, Queue, Storage, Streamer, World
+from .protocols import BatchStreamer, EncryptingWorld, Queue, QueueHandler, Storage, Streamer, World
 
 try:
     __version__ = version("worlds-sdk")
@@ -64,6 +66,7 @@ __all__ = [
     "BatchStreamer",
     "Capability",
     "ChunkPage",
+    "DiscoveryError",
     "EncryptingWorld",
     "Enqueued",
     "EntityConflictError",
@@ -74,6 +77,9 @@ __all__ = [
     "Hook",
     "HookNotFoundError",
     "IncompatibleFormatError",
+    "Manifest",
+    "ManifestEntry",
+    "ManifestError",
     "MessageMeta",
     "NotFoundError",
     "Page",
@@ -107,9 +113,13 @@ __all__ = [
     "World",
     "WorldBackend",
     "WorldConfig",
+    "WorldNotFoundError",
     "WorldUnavailableError",
     "__version__",
     "hookimpl",
+    "load_manifest",
     "no_sandbox",
     "parse_capabilities",
+    "parse_manifest",
+    "resolve_world",
 ]

@@ -70,9 +70,9 @@ def strip_entity(entity: E, resolve_data: ResolveData) -> E:
     if resolve_data == "all":
         return entity
     if isinstance(entity, Run):
-        return dataclasses.replace(entity, input=None, output=None, error=None)  # type: ignore[return-value]
+        return dataclasses.replace(entity, input=None, output=None, error=None)
     if isinstance(entity, Step):
-        return dataclasses.replace(entity, input=None, output=None, error=None)  # type: ignore[return-value]
+        return dataclasses.replace(entity, input=None, output=None, error=None)
     if isinstance(entity, Hook):
-        return dataclasses.replace(entity, metadata=None)  # type: ignore[return-value]
-    return strip_event(entity, resolve_data)  # type: ignore[arg-type,return-value]
+        return dataclasses.replace(entity, metadata=None)
+    return strip_event(entity, resolve_data)

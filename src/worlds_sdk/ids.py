@@ -21,6 +21,7 @@ PREFIXES = ("wrun", "evnt", "step", "hook", "wait", "msg")
 
 RUN_ID_MAX_AGE = timedelta(hours=24)
 RUN_ID_MAX_SKEW = timedelta(minutes=5)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _lock = threading.Lock()
 _last_ms = -1
@@ -49,6 +50,11 @@ def ulid(now_ms: int | None = None) -> str:
     return _encode(ms, 10) + _encode(rand, 16)
 
 
+def ulid_at(ms: int) -> str:
+    """A ULID for an explicit time (not monotonic): for tests and imports of old data."""
+    return _encode(ms, 10) + _encode(int.from_bytes(os.urandom(10), "big"), 16)
+
+
 def new_id(prefix: str) -> str:
     """A fresh id such as ``wrun_01J...``; ``prefix`` is one of :data:`PREFIXES`."""
     if prefix not in PREFIXES:
@@ -58,13 +64,17 @@ def new_id(prefix: str) -> str:
 
 def parse_ulid_time(value: str) -> datetime:
     """The creation time inside a ULID (with or without a ``prefix_``)."""
-    raw = value.split("_", 1)[1] if "_" in value else value
-    if len(raw) != 26 or any(c not in _DECODE for c in raw.upper()):
+    raw = (value.split("_", 1)[1] if "_" in value else value).upper()
+    # A ULID's 130 bits hold 128: the first character is at most "7".
+    if len(raw) != 26 or raw[0] > "7" or any(c not in _DECODE for c in raw):
         raise ValidationError("is not a valid ULID", field="run_id")
     ms = 0
-    for c in raw[:10].upper():
+    for c in raw[:10]:
         ms = ms * 32 + _DECODE[c]
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    try:
+        return _EPOCH + timedelta(milliseconds=ms)  # exact, unlike a float timestamp
+    except OverflowError as exc:  # beyond year 9999
+        raise ValidationError("ULID time is out of range", field="run_id") from exc
 
 
 def check_client_run_id(run_id: str, now: datetime) -> None:

@@ -33,7 +33,7 @@ def load_schema(name: str) -> dict[str, Any]:
 def _validator(name: str) -> jsonschema.protocols.Validator:
     schema = load_schema(name)
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)  # type: ignore[no-any-return]
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
 def validate_request(request: EventRequest) -> None:
@@ -49,5 +49,19 @@ def validate_request(request: EventRequest) -> None:
         wire["spec_version"] = request.spec_version
     error = jsonschema.exceptions.best_match(_validator("event-request").iter_errors(wire))
     if error is not None:
-        field = ".".join(str(p) for p in error.absolute_path) or "request"
-        raise ValidationError(error.message, field=field)
+        raise ValidationError(error.message, field=_field(error))
+
+
+def _field(error: jsonschema.exceptions.ValidationError) -> str:
+    """The dotted path of the offending field; for a missing one, the missing field itself.
+
+    jsonschema reports a ``required`` failure at the enclosing object, which would
+    name ``request`` or ``event_data`` rather than the field the caller left out.
+    A missing codec tag (``$b``, ``$t``) is the value's wrong type, so it names the value.
+    """
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        if missing and not missing[0].startswith("$"):
+            path.append(missing[0])
+    return ".".join(path) or "request"

@@ -1,0 +1,114 @@
+"""The child-process side of :mod:`conformance.processes` (``python -m conformance.child``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import sys
+from typing import Any
+
+from worlds_sdk.discovery import resolve_world
+from worlds_sdk.models import EventRequest, MessageMeta
+from worlds_sdk.protocols import World
+
+from .history import DeliveryLog
+from .processes import CHILD_ENV
+from .wire import outcome_to_wire, request_from_wire
+
+
+def emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def create_event(world: World, cmd: dict[str, Any]) -> dict[str, Any]:
+    try:
+        result = await world.events.create(cmd["run_id"], request_from_wire(cmd["request"]))
+    except Exception as exc:
+        return outcome_to_wire(None, exc)
+    return outcome_to_wire(result, None)
+
+
+async def consume(world: World, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Record each delivery, hold it for ``hold`` seconds (so it can be killed mid-handler), ack."""
+    log = DeliveryLog(cmd["log"])
+    hold = float(cmd.get("hold", 0))
+
+    async def handler(message: Any, meta: MessageMeta) -> None:
+        log.record("deliver", message, meta)
+        if hold:
+            await asyncio.sleep(hold)
+        log.record("ack", message, meta)
+
+    world.register_handler(cmd["prefix"], handler)
+    await world.start()
+    return {"ok": True}
+
+
+async def read_stream(world: World, cmd: dict[str, Any]) -> dict[str, Any]:
+    emit({"kind": "reading"})
+    async for chunk in world.read_from_stream(cmd["name"], cmd.get("start_index", 0)):
+        emit({"kind": "chunk", "data": base64.b64encode(chunk).decode()})
+    return {"ok": True}
+
+
+async def append_forever(world: World, cmd: dict[str, Any]) -> dict[str, Any]:
+    """The crash test's writer: a run with steps and hooks, event after event, until killed."""
+    from .builders import run_created_request, step_request
+
+    i = 0
+    while True:
+        result = await world.events.create(None, run_created_request(b"crash"))
+        assert result.run is not None
+        run_id = result.run.run_id
+        await world.events.create(run_id, EventRequest(event_type="run_started"))
+        for kind in ("step_created", "step_started", "step_completed"):
+            await world.events.create(run_id, step_request(kind, f"step_{i}"))
+        i += 1
+        emit({"kind": "progress", "runs": i})
+
+
+COMMANDS = {
+    "create_event": create_event,
+    "consume": consume,
+    "read_stream": read_stream,
+    "append_forever": append_forever,
+}
+
+
+async def main() -> None:
+    spec = json.loads(os.environ[CHILD_ENV])
+    backend = resolve_world(spec["reference"])
+    world = backend.factory(spec["config"])
+    emit({"kind": "ready", "pid": os.getpid()})
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def run(cmd: dict[str, Any]) -> None:
+        try:
+            result = await COMMANDS[cmd["op"]](world, cmd)
+        except Exception as exc:
+            result = outcome_to_wire(None, exc)
+        emit({"kind": "result", **result})
+
+    try:
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            cmd = json.loads(line)
+            if cmd["op"] == "exit":
+                break
+            task = asyncio.create_task(run(cmd))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await world.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

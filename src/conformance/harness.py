@@ -1,0 +1,95 @@
+"""Run async test bodies against fresh, isolated Worlds.
+
+Every call to :meth:`WorldHarness.run` provisions a new, empty instance through
+the backend's sandbox, opens it, runs the body in a new event loop and closes the
+World and destroys the instance afterwards -- also when the body fails -- so
+tests and hypothesis examples never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import TypeVar
+
+from worlds_sdk.backend import Sandbox, WorldConfig
+from worlds_sdk.capabilities import Capability
+from worlds_sdk.protocols import World
+
+from .processes import ChildProcess, spawn, spawn_many
+from .selection import SelectedWorld
+
+T = TypeVar("T")
+BODY_TIMEOUT = 120.0
+
+
+class WorldContext:
+    """One isolated World instance, as a test body sees it."""
+
+    def __init__(self, selected: SelectedWorld, config: WorldConfig, stack: AsyncExitStack) -> None:
+        self.selected = selected
+        self.config = config
+        self._stack = stack
+        self._open_worlds: list[World] = []
+        stack.push_async_callback(self._close_all)
+        self.world = self._open()
+
+    def _open(self) -> World:
+        world = self.selected.backend.factory(self.config)
+        self._open_worlds.append(world)
+        return world
+
+    async def _close(self, world: World) -> None:
+        if world in self._open_worlds:
+            self._open_worlds.remove(world)
+            await world.close()
+
+    async def _close_all(self) -> None:
+        while self._open_worlds:
+            await self._close(self._open_worlds[-1])
+
+    async def open_another(self) -> World:
+        """A second World object on the same instance (another client, same data)."""
+        return self._open()
+
+    async def restart(self) -> World:
+        """Close the World and open it again on the same data, as after a process restart."""
+        await self._close(self.world)
+        self.world = self._open()
+        return self.world
+
+    async def spawn(self, name: str = "child") -> ChildProcess:
+        child = await spawn(self.selected.reference, self.config, name)
+        self._stack.push_async_callback(child.stop)
+        return child
+
+    async def spawn_many(self, n: int) -> list[ChildProcess]:
+        children = await spawn_many(self.selected.reference, self.config, n)
+        for child in children:
+            self._stack.push_async_callback(child.stop)
+        return children
+
+    def has(self, capability: Capability) -> bool:
+        return capability in self.selected.capabilities
+
+
+class WorldHarness:
+    """Session-wide access to the World under test (the ``world`` fixture)."""
+
+    def __init__(self, selected: SelectedWorld, sandbox: Sandbox) -> None:
+        self.selected = selected
+        self.sandbox = sandbox
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.selected.capabilities
+
+    def run(self, body: Callable[[WorldContext], Awaitable[T]], *, timeout: float = BODY_TIMEOUT) -> T:
+        with self.sandbox.instance() as config:
+            return asyncio.run(self._main(config, body, timeout))
+
+    async def _main(self, config: WorldConfig, body: Callable[[WorldContext], Awaitable[T]], timeout: float) -> T:
+        async with AsyncExitStack() as stack:
+            ctx = WorldContext(self.selected, config, stack)
+            return await asyncio.wait_for(body(ctx), timeout)

@@ -1,0 +1,269 @@
+"""Hypothesis state machines, one per contract, built from the World under test.
+
+Each machine owns one fresh World instance (provisioned in ``__init__``, torn
+down in ``teardown``) and a private event loop, and compares the World with a
+model after every step. Assertion messages start with the rule id they check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Awaitable
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from worlds_sdk import ids
+from worlds_sdk.errors import HookNotFoundError, WorkflowWorldError
+from worlds_sdk.models import EventRequest, EventResult
+
+from .builders import bootstrap_request, hook_request, run_created_request, step_request, terminal_request, wait_request
+from .harness import WorldHarness
+from .history import judge
+from .oracle import Oracle, comparable
+from .queueing import QueueProbe
+
+T = TypeVar("T")
+STEP_IDS = ("s1", "s2", "s3")
+HOOK_SLOTS = ("h1", "h2")
+TOKENS = ("tok-a", "tok-b", "tok-c")
+WAIT_IDS = ("w1", "w2")
+
+
+class _WorldMachine(RuleBasedStateMachine):
+    harness: WorldHarness
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stack = ExitStack()
+        config = self._stack.enter_context(self.harness.sandbox.instance())
+        self.loop = asyncio.new_event_loop()
+        self.world = self.harness.selected.backend.factory(config)
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
+
+    def teardown(self) -> None:
+        try:
+            self.run(self.world.close())
+        finally:
+            self.loop.close()
+            self._stack.close()
+
+
+def events_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
+    """Events, hooks and waits: every outcome must equal the oracle's (EV-*, HK-*)."""
+
+    class EventsMachine(_WorldMachine):
+        runs = Bundle("runs")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.oracle = Oracle(self.world.spec_version)
+
+        def both(self, run_id: str, request: EventRequest) -> None:
+            now = datetime.now(UTC)
+            try:
+                expected = self.oracle.apply(run_id, request, now)
+            except WorkflowWorldError as exc:
+                try:
+                    self.run(self.world.events.create(run_id, request))
+                except WorkflowWorldError as got:
+                    assert isinstance(got, type(exc)), f"{request.event_type}: expected {exc!r}, World raised {got!r}"
+                    return
+                raise AssertionError(f"{request.event_type}: expected {type(exc).__name__}, World accepted it")
+            got_result = self.run(self.world.events.create(run_id, request))
+            self.compare(request, expected.result, got_result)
+
+        def compare(self, request: EventRequest, want: EventResult, got: EventResult) -> None:
+            what = request.event_type
+            want_type = want.event.event_type if want.event else None
+            got_type = got.event.event_type if got.event else None
+            assert want_type == got_type, f"{what}: appended {got_type}, oracle appended {want_type}"
+            if want.event is not None and got.event is not None:
+                assert got.event.event_data == want.event.event_data, f"{what}: event data differs"
+            for name in ("run", "step", "hook", "wait"):
+                w, g = comparable(getattr(want, name)), comparable(getattr(got, name))
+                assert w == g, f"{what}: result.{name} is {g}, oracle says {w}"
+
+        @initialize(target=runs)
+        def first_run(self) -> str:
+            return self.create_run()
+
+        @rule(target=runs)
+        def create_run(self) -> str:
+            result = self.run(self.world.events.create(None, run_created_request()))
+            assert result.run is not None, "EV-2: run_created must return the run"
+            self.oracle.apply(result.run.run_id, run_created_request(), datetime.now(UTC))
+            return result.run.run_id
+
+        @rule(target=runs)
+        def bootstrap_run(self) -> str:
+            run_id = ids.new_id("wrun")
+            self.both(run_id, bootstrap_request())
+            return run_id
+
+        @rule(run=runs, kind=st.sampled_from(["started", "completed", "failed", "cancelled"]))
+        def run_event(self, run: str, kind: str) -> None:
+            request = EventRequest(event_type="run_started") if kind == "started" else terminal_request(kind)
+            self.both(run, request)
+
+        @rule(
+            run=runs,
+            step=st.sampled_from(STEP_IDS),
+            kind=st.sampled_from(["step_created", "step_started", "step_completed", "step_failed", "step_retrying"]),
+            retry=st.sampled_from([None, -3600, 3600]),
+        )
+        def step_event(self, run: str, step: str, kind: str, retry: int | None) -> None:
+            extra: dict[str, Any] = {}
+            if kind == "step_retrying" and retry is not None:
+                extra["retry_after"] = datetime.now(UTC) + timedelta(seconds=retry)
+            self.both(run, step_request(kind, step, **extra))
+
+        @rule(
+            run=runs,
+            slot=st.sampled_from(HOOK_SLOTS),
+            token=st.sampled_from(TOKENS),
+            kind=st.sampled_from(["hook_created", "hook_received", "hook_disposed"]),
+        )
+        def hook_event(self, run: str, slot: str, token: str, kind: str) -> None:
+            hook_id = f"{slot}_{run[-6:]}"
+            data = {"hook_created": {"token": token, "metadata": b"\x00m"}, "hook_received": {"payload": b"\x00p"}}
+            self.both(run, hook_request(kind, hook_id, **data.get(kind, {})))
+
+        @rule(run=runs, wait=st.sampled_from(WAIT_IDS), kind=st.sampled_from(["wait_created", "wait_completed"]))
+        def wait_event(self, run: str, wait: str, kind: str) -> None:
+            resume = datetime.now(UTC) + timedelta(minutes=5) if kind == "wait_created" else None
+            self.both(run, wait_request(kind, wait, resume))
+
+        @invariant()
+        def entities_match_oracle(self) -> None:
+            for run_id, run in self.oracle.runs.items():
+                got = self.run(self.world.runs.get(run_id))
+                assert comparable(got) == comparable(run), f"EV-1: run {run_id} differs from the oracle"
+                events = self.run(self.world.events.list(run_id))
+                want = [e.event_type for e in self.oracle.events[run_id]]
+                assert [e.event_type for e in events.data] == want, f"EV-11: event log of {run_id} differs"
+            for (run_id, step_id), step in self.oracle.steps.items():
+                got_step = self.run(self.world.steps.get(run_id, step_id))
+                assert comparable(got_step) == comparable(step), f"EV-8: step {step_id} differs from the oracle"
+            for token in TOKENS:
+                holder = next((h for h in self.oracle.hooks.values() if h.token == token), None)
+                try:
+                    got_hook = self.run(self.world.hooks.get_by_token(token))
+                except HookNotFoundError:
+                    assert holder is None, f"HK-3: token {token} lost its live hook {holder}"
+                else:
+                    assert comparable(got_hook) == comparable(holder), f"HK-1: token {token} held by {got_hook}"
+
+    EventsMachine.harness = harness
+    return EventsMachine
+
+
+def queue_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
+    """Queue: idempotency keys before start, then deliveries judged as a history (Q-1..Q-3)."""
+
+    class QueueMachine(_WorldMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self._tmp = self._stack.enter_context(tempfile.TemporaryDirectory())
+            self.probe = QueueProbe(Path(self._tmp) / "log")
+            self.probe.attach(self.world)
+            self.started = False
+            self.enqueued: dict[str, str] = {}
+            self.by_idem: dict[str, str] = {}
+            self.counter = 0
+
+        @rule(
+            plan=st.sampled_from([("ack",), ("raise", "ack"), ("reschedule:0.1", "ack")]),
+            idem=st.sampled_from([None, "k1", "k2"]),
+        )
+        def enqueue(self, plan: tuple[str, ...], idem: str | None) -> None:
+            if self.started:
+                idem = None  # "while not acked" is racy once consumption runs; keys are checked before start
+            self.counter += 1
+            key = f"m{self.counter}"
+            sent = self.run(self.world.queue("__wkf_step_model", {"key": key}, idempotency_key=idem))
+            if idem is not None and idem in self.by_idem:
+                assert sent.message_id == self.by_idem[idem], "Q-3: same idempotency key, different message id"
+                return
+            assert sent.message_id not in self.enqueued.values(), "Q-2: message id reused"
+            self.probe.plans[key] = plan
+            self.enqueued[key] = sent.message_id
+            if idem is not None:
+                self.by_idem[idem] = sent.message_id
+
+        @precondition(lambda self: not self.started)
+        @rule()
+        def start(self) -> None:
+            self.run(self.world.start())
+            self.started = True
+
+        @precondition(lambda self: self.started)
+        @rule()
+        def drain(self) -> None:
+            self.run(self.probe.wait_all_acked(list(self.enqueued), timeout=30))
+            problems = judge(self.enqueued, self.probe.log.entries()).problems(effectively_once=False)
+            assert not problems, f"Q-1: {problems}"
+
+    QueueMachine.harness = harness
+    return QueueMachine
+
+
+def streams_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
+    """Streams: chunks, info and reads equal a list model (ST-1, ST-2)."""
+
+    class StreamsMachine(_WorldMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model: dict[str, list[bytes]] = {}
+            self.closed: set[str] = set()
+
+        @rule(name=st.sampled_from(["a", "b"]), chunk=st.binary(max_size=64))
+        def write(self, name: str, chunk: bytes) -> None:
+            if name in self.closed:
+                return
+            self.run(self.world.write_to_stream(name, "wrun_model", chunk))
+            self.model.setdefault(name, []).append(chunk)
+
+        @rule(name=st.sampled_from(["a", "b"]))
+        def close(self, name: str) -> None:
+            if name in self.closed:
+                return
+            self.run(self.world.close_stream(name, "wrun_model"))
+            self.closed.add(name)
+            self.model.setdefault(name, [])
+
+        @rule(name=st.sampled_from(["a", "b"]), limit=st.integers(1, 4))
+        def page_through(self, name: str, limit: int) -> None:
+            got: list[bytes] = []
+            cursor = None
+            while True:
+                page = self.run(self.world.get_stream_chunks(name, "wrun_model", limit=limit, cursor=cursor))
+                got += [c.data for c in page.data]
+                if not page.has_more:
+                    break
+                cursor = page.cursor
+            assert got == self.model.get(name, []), "ST-1: paged chunks differ from what was written"
+            assert page.done == (name in self.closed), "ST-1: done flag wrong"
+
+        @invariant()
+        def info_and_reads_match(self) -> None:
+            for name, chunks in self.model.items():
+                info = self.run(self.world.get_stream_info(name, "wrun_model"))
+                assert info.tail_index == len(chunks) - 1, "ST-1: tail index wrong"
+                if name in self.closed:
+                    read = self.run(_read_all(self.world, name))
+                    assert read == chunks, "ST-1: read of a closed stream differs"
+
+    StreamsMachine.harness = harness
+    return StreamsMachine
+
+
+async def _read_all(world: Any, name: str) -> list[bytes]:
+    return [c async for c in world.read_from_stream(name, 0)]

@@ -1,0 +1,34 @@
+"""Hypothesis profiles for the suite: ``default``, ``ci`` (derandomised, bounded) and ``nightly``.
+
+Chosen with hypothesis's own ``--hypothesis-profile`` option or the environment
+variable ``WORLDS_HYPOTHESIS_PROFILE``. They are registered only when a World is
+under test, so the plugin changes nothing in other projects' runs. Deadlines are
+off everywhere: a World's latency is measured by benchmarks, never by a test
+timing out an example.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+ENV_VAR = "WORLDS_HYPOTHESIS_PROFILE"
+PROFILES = ("default", "ci", "nightly")
+
+
+def register_and_load(choice: str | None) -> str:
+    common = {
+        "deadline": None,
+        "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    }
+    settings.register_profile("default", max_examples=12, stateful_step_count=25, **common)
+    settings.register_profile(
+        "ci", max_examples=10, stateful_step_count=25, derandomize=True, print_blob=True, **common
+    )
+    settings.register_profile("nightly", max_examples=300, stateful_step_count=80, **common)
+    name = choice or os.environ.get(ENV_VAR) or "default"
+    if name not in PROFILES:
+        raise ValueError(f"unknown hypothesis profile {name!r}; choose one of {', '.join(PROFILES)}")
+    settings.load_profile(name)
+    return name

@@ -1,0 +1,75 @@
+"""Read whole lists through pagination, and check event/entity consistency (EV-1)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from worlds_sdk.models import Event, Page, Pagination, Run, Step
+from worlds_sdk.protocols import World
+
+T = TypeVar("T")
+
+
+async def collect(fetch: Callable[[Pagination], Awaitable[Page[T]]], *, limit: int = 100) -> list[T]:
+    """Every item of a paginated list, following cursors; fails on a cursor loop."""
+    items: list[T] = []
+    cursor: str | None = None
+    for _ in range(100_000):
+        page = await fetch(Pagination(limit=limit, cursor=cursor))
+        items.extend(page.data)
+        if not page.has_more:
+            return items
+        assert page.cursor is not None, "has_more=True needs a cursor"
+        cursor = page.cursor
+    raise AssertionError("pagination did not terminate")
+
+
+async def all_events(world: World, run_id: str) -> list[Event]:
+    return await collect(lambda p: world.events.list(run_id, pagination=p))
+
+
+async def all_steps(world: World, run_id: str) -> list[Step]:
+    return await collect(lambda p: world.steps.list(run_id, pagination=p))
+
+
+async def all_runs(world: World) -> list[Run]:
+    return await collect(lambda p: world.runs.list(pagination=p))
+
+
+def events_imply_entities(events: Sequence[Event], steps: Sequence[Step], run: Run | None) -> list[str]:
+    """Events read FIRST, entities after: every event's change must be visible (EV-1)."""
+    problems = []
+    by_id = {s.step_id: s for s in steps}
+    started = Counter(e.correlation_id for e in events if e.event_type == "step_started")
+    for e in events:
+        step = by_id.get(e.correlation_id or "")
+        if e.event_type == "step_created" and step is None:
+            problems.append(f"step_created {e.correlation_id} has no step")
+        if e.event_type in ("step_completed", "step_failed") and (step is None or step.status == "pending"):
+            problems.append(f"{e.event_type} {e.correlation_id} but step is {step and step.status}")
+    for step_id, n in started.items():
+        step = by_id.get(step_id or "")
+        if step is None or step.attempt < n:
+            problems.append(f"{n} step_started for {step_id} but attempt {step and step.attempt}")
+    if run is not None and any(e.event_type == "run_started" for e in events) and run.status == "pending":
+        problems.append("run_started appended but run still pending")
+    return problems
+
+
+def entities_imply_events(steps: Sequence[Step], run: Run | None, events: Sequence[Event]) -> list[str]:
+    """Entities read FIRST, events after: every entity change must have its event (EV-1)."""
+    problems = []
+    kinds = {(e.event_type, e.correlation_id) for e in events}
+    started = Counter(e.correlation_id for e in events if e.event_type == "step_started")
+    for s in steps:
+        if ("step_created", s.step_id) not in kinds:
+            problems.append(f"step {s.step_id} without step_created")
+        if s.status == "completed" and ("step_completed", s.step_id) not in kinds:
+            problems.append(f"step {s.step_id} completed without step_completed")
+        if s.attempt > started[s.step_id]:
+            problems.append(f"step {s.step_id} attempt {s.attempt} > {started[s.step_id]} step_started events")
+    if run is not None and run.status == "running" and not any(e.event_type == "run_started" for e in events):
+        problems.append("run running without run_started")
+    return problems

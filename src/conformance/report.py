@@ -1,0 +1,115 @@
+"""Per-rule results: the JSON report (``--worlds-report``) and the terminal matrix.
+
+A rule passes when at least one of its tests passed and none failed, fails when
+any failed, and is skipped when all its tests were skipped (the reasons say
+which capability or spec version was missing). A CI gate reads the JSON; a
+person reads the matrix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .markers import RuleRef
+from .selection import SelectedWorld
+
+_RANK = {"failed": 2, "passed": 1, "skipped": 0}
+
+
+@dataclass
+class TestRecord:
+    nodeid: str
+    rule: str
+    level: str
+    outcome: str = "passed"
+    duration: float = 0.0
+    reason: str = ""
+
+
+@dataclass
+class RuleResults:
+    """Collects test outcomes by rule as pytest reports them."""
+
+    records: dict[str, TestRecord] = field(default_factory=dict)
+
+    def add(self, ref: RuleRef, report: pytest.TestReport) -> None:
+        rec = self.records.setdefault(report.nodeid, TestRecord(report.nodeid, ref.rule, ref.level))
+        rec.duration += report.duration
+        if report.failed:
+            rec.outcome = "failed"
+            rec.reason = _first_line(report.longreprtext)
+        elif report.skipped and rec.outcome != "failed":
+            rec.outcome = "skipped"
+            rec.reason = _skip_reason(report)
+
+    def by_rule(self) -> dict[str, dict[str, Any]]:
+        grouped: dict[str, list[TestRecord]] = defaultdict(list)
+        for rec in self.records.values():
+            grouped[rec.rule].append(rec)
+        out: dict[str, dict[str, Any]] = {}
+        for rule in sorted(grouped, key=_rule_sort_key):
+            recs = grouped[rule]
+            status = max((r.outcome for r in recs), key=lambda o: _RANK[o])
+            out[rule] = {
+                "status": {"passed": "pass", "failed": "fail", "skipped": "skip"}[status],
+                "level": min((r.level for r in recs), key=("MUST", "SHOULD", "MAY").index),
+                "tests": [
+                    {"id": r.nodeid, "outcome": r.outcome, "duration": round(r.duration, 4), "reason": r.reason}
+                    for r in recs
+                ],
+                "duration": round(sum(r.duration for r in recs), 4),
+            }
+        return out
+
+    def to_json(self, selected: SelectedWorld) -> dict[str, Any]:
+        rules = self.by_rule()
+        return {
+            "world": selected.reference,
+            "backend_id": selected.backend.id,
+            "package_version": selected.package_version,
+            "spec_version": selected.spec_version,
+            "capabilities": sorted(selected.capabilities),
+            "certify": selected.certify,
+            "summary": {s: sum(1 for r in rules.values() if r["status"] == s) for s in ("pass", "fail", "skip")},
+            "rules": rules,
+        }
+
+    def write(self, path: str | Path, selected: SelectedWorld) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(self.to_json(selected), indent=2) + "\n")
+
+    def matrix(self) -> list[str]:
+        rules = self.by_rule()
+        if not rules:
+            return []
+        lines = [f"{'rule':<8} {'level':<7} {'status':<6} tests", f"{'-' * 8} {'-' * 7} {'-' * 6} -----"]
+        for rule, info in rules.items():
+            counts = defaultdict(int)
+            for t in info["tests"]:
+                counts[t["outcome"]] += 1
+            detail = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+            lines.append(f"{rule:<8} {info['level']:<7} {info['status'].upper():<6} {detail}")
+        return lines
+
+
+def _rule_sort_key(rule: str) -> tuple[str, int]:
+    family, _, number = rule.partition("-")
+    return family, int(number) if number.isdigit() else 0
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.startswith("E ")]
+    return (lines[0][1:].strip() if lines else text.strip().splitlines()[-1] if text.strip() else "")[:300]
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)

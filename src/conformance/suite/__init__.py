@@ -1,0 +1,1 @@
+"""The conformance suite; collected by the plugin when --world is given."""

@@ -1,0 +1,181 @@
+"""HK-1..HK-4: hook tokens, conflicts and disposal (docs/spec.md "Hooks")."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from conformance import WorldContext, WorldHarness, requires, spec
+from conformance.builders import hook_request, new_run, terminal_request, wait_request
+from conformance.reading import all_events, collect
+from conformance.wire import request_to_wire
+from worlds_sdk.capabilities import Capability
+from worlds_sdk.errors import EntityConflictError, HookNotFoundError, WaitNotFoundError
+from worlds_sdk.models import EventRequest, EventResult
+from worlds_sdk.protocols import World
+
+pytestmark = spec(">=3")
+
+
+def created(hook_id: str, token: str) -> EventRequest:
+    return hook_request("hook_created", hook_id, token=token)
+
+
+async def _race_token(w: World, n: int, token: str) -> list[EventResult | BaseException]:
+    runs = [await new_run(w, started=True) for _ in range(n)]
+    return await asyncio.gather(
+        *(w.events.create(r.run_id, created(f"hook_{i}", token)) for i, r in enumerate(runs)),
+        return_exceptions=True,
+    )
+
+
+def test_HK1_token_unique_under_concurrent_creation__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        outcomes = await _race_token(w, 10, "shared-token")
+        results = [o for o in outcomes if isinstance(o, EventResult)]
+        assert len(results) == len(outcomes), outcomes
+        owners = [o.hook for o in results if o.hook is not None]
+        assert len(owners) == 1, outcomes
+        owner = owners[0]
+        conflicts = [o.event for o in results if o.hook is None and o.event is not None]
+        assert all(e.event_type == "hook_conflict" for e in conflicts)
+        assert all(e.event_data["conflicting_run_id"] == owner.run_id for e in conflicts)
+        assert (await w.hooks.get_by_token("shared-token")).hook_id == owner.hook_id
+        live = await collect(lambda p: w.hooks.list(pagination=p))
+        assert [h.hook_id for h in live if h.token == "shared-token"] == [owner.hook_id]
+
+    world.run(body)
+
+
+@requires(Capability.MULTI_PROCESS)
+def test_HK1_token_unique_across_processes__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        runs = [await new_run(w, started=True) for _ in range(12)]
+        children = await ctx.spawn_many(12)
+        results = await asyncio.gather(*(
+            c.call({"op": "create_event", "run_id": r.run_id,
+                    "request": request_to_wire(created(f"hook_{i}", "proc-token"))})
+            for i, (c, r) in enumerate(zip(children, runs, strict=True))))  # fmt: skip
+        assert all(r["ok"] for r in results), results
+        owners = [r for r in results if r["event_type"] == "hook_created"]
+        assert len(owners) == 1, results
+        owner = await w.hooks.get_by_token("proc-token")
+        assert owner.hook_id == owners[0]["hook_id"]
+        for r in results:
+            if r["event_type"] != "hook_created":
+                assert r["event_type"] == "hook_conflict" and r["event_data"]["conflicting_run_id"] == owner.run_id
+
+    world.run(body)
+
+
+def test_HK2_conflict_is_an_event_not_an_error__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        a, b = await new_run(w, started=True), await new_run(w, started=True)
+        await w.events.create(a.run_id, created("hook_a", "tok"))
+        result = await w.events.create(b.run_id, created("hook_b", "tok"))
+        assert result.hook is None and result.event is not None
+        assert result.event.event_type == "hook_conflict"
+        assert result.event.event_data == {"token": "tok", "conflicting_run_id": a.run_id}
+        assert [e.event_type for e in await all_events(w, b.run_id)][-1] == "hook_conflict"
+        with pytest.raises(HookNotFoundError):
+            await w.hooks.get("hook_b")
+
+    world.run(body)
+
+
+def test_HK2_resending_same_hook_conflicts_not_self_conflict__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        run = await new_run(w, started=True)
+        await w.events.create(run.run_id, created("hook_1", "tok"))
+        before = await all_events(w, run.run_id)
+        for _ in range(2):
+            with pytest.raises(EntityConflictError):
+                await w.events.create(run.run_id, created("hook_1", "tok"))
+        assert await all_events(w, run.run_id) == before
+        assert (await w.hooks.get("hook_1")).token == "tok"
+
+    world.run(body)
+
+
+@pytest.mark.parametrize("kind", ["completed", "failed", "cancelled"])
+def test_HK3_terminal_run_disposes_hooks_and_waits__MUST(world: WorldHarness, kind: str) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        run = await new_run(w, started=True)
+        for i in range(2):
+            await w.events.create(run.run_id, created(f"hook_{i}", f"tok-{kind}-{i}"))
+        resume = datetime.now(UTC) + timedelta(hours=1)
+        await w.events.create(run.run_id, wait_request("wait_created", "w1", resume))
+        await w.events.create(run.run_id, terminal_request(kind))
+        for i in range(2):
+            with pytest.raises(HookNotFoundError):
+                await w.hooks.get(f"hook_{i}")
+            with pytest.raises(HookNotFoundError):
+                await w.hooks.get_by_token(f"tok-{kind}-{i}")
+        assert (await w.hooks.list(run_id=run.run_id)).data == []
+        with pytest.raises(WaitNotFoundError):
+            await w.events.create(run.run_id, wait_request("wait_completed", "w1"))
+        other = await new_run(w, started=True)
+        reuse = await w.events.create(other.run_id, created("hook_new", f"tok-{kind}-0"))
+        assert reuse.hook is not None and reuse.hook.run_id == other.run_id
+
+    world.run(body)
+
+
+def test_HK3_explicit_disposal_frees_token__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        a, b = await new_run(w, started=True), await new_run(w, started=True)
+        await w.events.create(a.run_id, created("hook_a", "tok"))
+        disposed = await w.events.create(a.run_id, hook_request("hook_disposed", "hook_a"))
+        assert disposed.event is not None and disposed.event.event_type == "hook_disposed"
+        with pytest.raises(HookNotFoundError):
+            await w.hooks.get_by_token("tok")
+        reuse = await w.events.create(b.run_id, created("hook_b", "tok"))
+        assert reuse.hook is not None and reuse.hook.hook_id == "hook_b"
+
+    world.run(body)
+
+
+def test_HK4_unknown_or_disposed_hook_not_found__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        run = await new_run(w, started=True)
+        with pytest.raises(HookNotFoundError):
+            await w.events.create(run.run_id, hook_request("hook_received", "nope", payload=b"\x00"))
+        with pytest.raises(HookNotFoundError):
+            await w.events.create(run.run_id, hook_request("hook_disposed", "nope"))
+        with pytest.raises(HookNotFoundError):
+            await w.hooks.get_by_token("no-such-token")
+        await w.events.create(run.run_id, created("hook_1", "tok"))
+        received = await w.events.create(run.run_id, hook_request("hook_received", "hook_1", payload=b"\x00p"))
+        assert received.event is not None and received.event.event_data["payload"] == b"\x00p"
+        await w.events.create(run.run_id, hook_request("hook_disposed", "hook_1"))
+        with pytest.raises(HookNotFoundError):
+            await w.events.create(run.run_id, hook_request("hook_received", "hook_1", payload=b"\x00"))
+
+    world.run(body)
+
+
+def test_HK4_concurrent_disposal_has_one_winner__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        run = await new_run(w, started=True)
+        await w.events.create(run.run_id, created("hook_1", "tok"))
+        outcomes = await asyncio.gather(
+            *(w.events.create(run.run_id, hook_request("hook_disposed", "hook_1")) for _ in range(5)),
+            return_exceptions=True,
+        )
+        winners = [o for o in outcomes if not isinstance(o, BaseException)]
+        assert len(winners) == 1, outcomes
+        assert all(isinstance(o, EntityConflictError) for o in outcomes if o not in winners), outcomes
+        types = [e.event_type for e in await all_events(w, run.run_id)]
+        assert types.count("hook_disposed") == 1
+
+    world.run(body)

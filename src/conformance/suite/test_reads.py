@@ -1,0 +1,92 @@
+"""RD-1 (resolve_data='none' strips exactly the payload) and ER-1 (read misses are typed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from conformance import WorldContext, WorldHarness, spec
+from conformance.builders import hook_request, new_run, new_step, step_request, terminal_request, wait_request
+from conformance.reading import collect
+from worlds_sdk.errors import HookNotFoundError, NotFoundError, WorkflowRunNotFoundError
+from worlds_sdk.events import PAYLOAD_FIELDS
+from worlds_sdk.models import EventRequest
+
+pytestmark = spec(">=3")
+
+
+def test_RD1_resolve_none_strips_exactly_payload_fields__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        run = await new_run(w, started=True)
+        await new_step(w, run.run_id, "s1", started=True)
+        await w.events.create(run.run_id, step_request("step_retrying", "s1", stack="trace"))
+        await w.events.create(run.run_id, step_request("step_started", "s1"))
+        await w.events.create(run.run_id, step_request("step_completed", "s1"))
+        await new_step(w, run.run_id, "s2", started=True)
+        await w.events.create(run.run_id, step_request("step_failed", "s2", stack="trace"))
+        await w.events.create(run.run_id, hook_request("hook_created", "h1", token="t", metadata=b"\x00m"))
+        await w.events.create(run.run_id, hook_request("hook_received", "h1", payload=b"\x00p"))
+        await w.events.create(run.run_id, wait_request("wait_created", "w1", datetime.now(UTC) + timedelta(1)))
+        await w.events.create(run.run_id, terminal_request("completed"))
+        full = await collect(lambda p: w.events.list(run.run_id, pagination=p))
+        bare = await collect(lambda p: w.events.list(run.run_id, pagination=p, resolve_data="none"))
+        assert [e.event_id for e in full] == [e.event_id for e in bare]
+        for f, b in zip(full, bare, strict=True):
+            stripped = set(PAYLOAD_FIELDS.get(f.event_type, ()))
+            expected = {k: v for k, v in (f.event_data or {}).items() if k not in stripped}
+            assert dict(b.event_data or {}) == expected, f.event_type
+            assert (b.event_type, b.correlation_id, b.created_at, b.spec_version) == (
+                f.event_type,
+                f.correlation_id,
+                f.created_at,
+                f.spec_version,
+            )
+        one = await w.events.get(run.run_id, full[0].event_id, resolve_data="none")
+        assert "input" not in (one.event_data or {}) and one.event_data["workflow_name"]  # type: ignore[index]
+        r_full, r_bare = await w.runs.get(run.run_id), await w.runs.get(run.run_id, resolve_data="none")
+        assert r_bare.input is None and r_bare.output is None and r_full.output == b"\x00out"
+        assert (r_bare.status, r_bare.workflow_name, r_bare.started_at) == (
+            r_full.status,
+            r_full.workflow_name,
+            r_full.started_at,
+        )
+        s_bare = await w.steps.get(run.run_id, "s1", resolve_data="none")
+        assert s_bare.input is None and s_bare.output is None and s_bare.attempt == 2
+
+    world.run(body)
+
+
+def test_RD1_resolve_none_strips_hook_metadata__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        run = await new_run(w, started=True)
+        await w.events.create(run.run_id, hook_request("hook_created", "h1", token="t", metadata=b"\x00m"))
+        assert (await w.hooks.get("h1")).metadata == b"\x00m"
+        bare = await w.hooks.get("h1", resolve_data="none")
+        assert bare.metadata is None and bare.token == "t" and bare.run_id == run.run_id
+        assert (await w.hooks.get_by_token("t", resolve_data="none")).metadata is None
+
+    world.run(body)
+
+
+def test_ER1_read_misses_are_typed_not_found__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        with pytest.raises(WorkflowRunNotFoundError):
+            await w.runs.get("wrun_01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        run = await new_run(w)
+        for call in (
+            lambda: w.steps.get(run.run_id, "nope"),
+            lambda: w.steps.get(None, "nope"),
+            lambda: w.events.get(run.run_id, "evnt_01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        ):
+            with pytest.raises(NotFoundError):
+                await call()
+        with pytest.raises(HookNotFoundError):
+            await w.hooks.get("nope")
+        with pytest.raises(WorkflowRunNotFoundError):
+            await w.events.create("wrun_01ARZ3NDEKTSV4RRFFQ69G5FAV", EventRequest(event_type="run_cancelled"))
+
+    world.run(body)

@@ -1,0 +1,69 @@
+"""The local World's settings: a JSON-serialisable mapping, so another process can open the same World."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from worlds_sdk.errors import ValidationError
+
+DEFAULT_DIR = ".worlds"
+ENV_DIR = "WORLDS_LOCAL_DIR"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalConfig:
+    """Settings of one local World; every field has a default, so ``{}`` is a valid config.
+
+    ``path`` is the world directory: ``None`` means ``$WORLDS_LOCAL_DIR``, else ``./.worlds``.
+    """
+
+    path: str | None = None
+    deployment_id: str = "local"
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.25
+    max_attempts: int = 48
+    concurrency: int = 10
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    busy_timeout: float = 30.0
+    shutdown_grace: float = 10.0
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> LocalConfig:
+        """Parse a config; an unknown key or a wrong type is a :class:`ValidationError`, not ignored."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise ValidationError(f"unknown keys {unknown}; known: {sorted(known)}", field="config")
+        values: dict[str, Any] = {}
+        for key, value in config.items():
+            default = getattr(cls(), key)
+            if key == "path":
+                if value is not None and not isinstance(value, (str, os.PathLike)):
+                    raise ValidationError("must be a path string", field="config.path")
+                values[key] = None if value is None else os.fspath(value)
+            elif isinstance(default, str):
+                if not isinstance(value, str) or not value:
+                    raise ValidationError("must be a non-empty string", field=f"config.{key}")
+                values[key] = value
+            else:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                    raise ValidationError("must be a positive number", field=f"config.{key}")
+                if isinstance(default, int) and not isinstance(value, int):
+                    raise ValidationError("must be a positive integer", field=f"config.{key}")
+                values[key] = value
+        return cls(**values)
+
+    def directory(self) -> Path:
+        """The world directory this config names (not yet checked or created)."""
+        return Path(self.path or os.environ.get(ENV_DIR) or DEFAULT_DIR).expanduser().absolute()
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The JSON-serialisable form, with the directory made absolute so it means the same anywhere."""
+        out = asdict(self)
+        out["path"] = str(self.directory())
+        return out

@@ -1,0 +1,162 @@
+"""The world directory's SQLite database: opening, format checks, and transactions off the event loop.
+
+One ``world.sqlite3`` file in WAL mode with ``synchronous=FULL``: every commit
+is fsynced, so a process killed at any instant leaves each transaction whole or
+absent (EV-1, crash_safe). Every write is one ``BEGIN IMMEDIATE`` transaction:
+it takes SQLite's write lock up front, which serialises writers across threads
+and processes, so a read-decide-write inside it cannot race (multi_process).
+
+sqlite3 calls block, so each :class:`Database` owns one connection used only
+from its own single worker thread; coroutines hand it work and await the
+result. Several World instances (in one process or many) each have their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+from worlds_sdk.errors import IncompatibleFormatError, WorldUnavailableError
+
+T = TypeVar("T")
+
+FORMAT_VERSION = "1"
+"""Bumped on any change of the stored layout; a World refuses to open another version."""
+
+DB_FILE = "world.sqlite3"
+
+
+class Database:
+    """One connection to a world directory's database, driven from a dedicated thread."""
+
+    def __init__(self, directory: Path, *, busy_timeout: float) -> None:
+        self.directory = directory
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"worlds-local:{directory.name}")
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._conn = self._executor.submit(_connect, directory, busy_timeout).result()
+        except BaseException:
+            self._executor.shutdown()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` inside one ``BEGIN IMMEDIATE`` transaction: committed whole, or rolled back."""
+        return await self._submit(lambda conn: _in_transaction(conn, "BEGIN IMMEDIATE", work))
+
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` inside one read transaction, so its queries see one snapshot."""
+        return await self._submit(lambda conn: _in_transaction(conn, "BEGIN", work))
+
+    async def close(self) -> None:
+        """Close the connection and stop the thread; later calls raise :class:`WorldUnavailableError`."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            self._executor.shutdown(wait=True)
+
+    async def _submit(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._connection()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise WorldUnavailableError(f"the local World at {self.directory} is closed")
+        return self._conn
+
+
+def _in_transaction(conn: sqlite3.Connection, begin: str, work: Callable[[sqlite3.Connection], T]) -> T:
+    conn.execute(begin)
+    try:
+        result = work(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def prepare_directory(directory: Path) -> None:
+    """Create the world directory if missing -- but not its parents -- and check it is usable.
+
+    Only the last component is created: a configured path whose parent does not
+    exist is far more likely a typo than a wish for a new tree of directories.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise WorldUnavailableError(f"local World path {directory} exists but is not a directory")
+    try:
+        directory.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise WorldUnavailableError(
+            f"local World path {directory}: parent directory {directory.parent} does not exist"
+        ) from None
+    except OSError as exc:
+        raise WorldUnavailableError(f"local World path {directory} cannot be created: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise WorldUnavailableError(f"local World path {directory} is not writable")
+
+
+def _connect(directory: Path, busy_timeout: float) -> sqlite3.Connection:
+    prepare_directory(directory)
+    path = directory / DB_FILE
+    try:
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise WorldUnavailableError(f"local World database {path} cannot be opened: {exc}") from None
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        _in_transaction(conn, "BEGIN IMMEDIATE", _ensure_schema)
+    except IncompatibleFormatError:
+        conn.close()
+        raise
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if "not a database" in str(exc):
+            raise IncompatibleFormatError(f"{path} is not a local World database (not SQLite)") from None
+        raise WorldUnavailableError(f"local World database {path} is not usable: {exc}") from None
+    return conn
+
+
+def _ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables in a new database, or check the format version of an existing one."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+        found = None if row is None else row[0]
+        if found != FORMAT_VERSION:
+            raise IncompatibleFormatError(
+                f"local World database {_path_of(conn)} has format version {found!r}; this version of "
+                f"reference_worlds.local reads format {FORMAT_VERSION!r}. Use a matching version, or a new directory."
+            )
+        return
+    if tables:
+        raise IncompatibleFormatError(f"{_path_of(conn)} is an SQLite database, but not a local World's")
+    for statement in _schema_statements():
+        conn.execute(statement)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('format_version', ?)", (FORMAT_VERSION,))
+
+
+def _schema_statements() -> Iterator[str]:
+    text = resources.files("reference_worlds.local").joinpath("schema.sql").read_text("utf-8")
+    statement = ""
+    for line in text.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+
+
+def _path_of(conn: sqlite3.Connection) -> str:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2])

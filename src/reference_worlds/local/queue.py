@@ -1,0 +1,197 @@
+"""The durable queue: message rows in the world database, leased out to consumers.
+
+A message row lives until it is acknowledged (or moved to ``dead_letters``), so
+an accepted message survives handler errors, a consumer killed with SIGKILL and
+World restarts (Q-1). Claiming is one write transaction that makes the row
+invisible until its lease ends; a live handler's consumer keeps extending it,
+a dead one's lease runs out and another consumer -- in any process -- claims
+the row again (Q-5). Implements :class:`worlds_sdk.consumer.MessageStore`.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from worlds_sdk import codec
+from worlds_sdk.consumer import Delivery
+from worlds_sdk.errors import ValidationError
+from worlds_sdk.ids import new_id
+from worlds_sdk.models import Enqueued
+from worlds_sdk.queue_names import check_queue_name
+
+from .database import Database
+from .signals import Notifier
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """A message that failed ``max_attempts`` times: kept for inspection, never dropped silently."""
+
+    message_id: str
+    queue_name: str
+    message: Any
+    attempt: int
+    failures: int
+    error: str
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _seconds(value: float | None, field: str) -> int:
+    """Non-negative finite seconds as microseconds."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValidationError("must be a non-negative number of seconds", field=field)
+    return int(value * 1_000_000)
+
+
+class LocalQueue:
+    """Enqueueing, and the :class:`~worlds_sdk.consumer.MessageStore` the consumer drives."""
+
+    def __init__(self, db: Database, notifier: Notifier) -> None:
+        self._db = db
+        self._notifier = notifier
+
+    async def enqueue(
+        self,
+        queue_name: str,
+        message: Any,
+        *,
+        deployment_id: str | None = None,
+        idempotency_key: str | None = None,
+        delay_seconds: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Enqueued:
+        """Store a message; while one with the same ``idempotency_key`` is unacknowledged, return its id (Q-3)."""
+        check_queue_name(queue_name)
+        body = codec.dumps(message)
+        delay = _seconds(delay_seconds, "delay_seconds")
+        header_map = dict(headers or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in header_map.items()):
+            raise ValidationError("must map strings to strings", field="headers")
+        if idempotency_key is not None and not isinstance(idempotency_key, str):
+            raise ValidationError("must be a string", field="idempotency_key")
+
+        def insert(conn: sqlite3.Connection) -> str:
+            if idempotency_key is not None:
+                sql = "SELECT message_id FROM messages WHERE idempotency_key = ?"
+                row = conn.execute(sql, (idempotency_key,)).fetchone()
+                if row is not None:
+                    return str(row[0])
+            message_id = new_id("msg")
+            now = now_us()
+            conn.execute(
+                "INSERT INTO messages (message_id, queue_name, body, headers, deployment_id, idempotency_key,"
+                " visible_us, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    queue_name,
+                    body,
+                    codec.dumps(header_map),
+                    deployment_id,
+                    idempotency_key,
+                    now + delay,
+                    now,
+                ),
+            )
+            return message_id
+
+        message_id = await self._db.write(insert)
+        self._notifier.notify()
+        return Enqueued(message_id=message_id)
+
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
+        if not prefixes:
+            return None
+        match = " OR ".join("substr(queue_name, 1, ?) = ?" for _ in prefixes)
+        sql = f"SELECT * FROM messages WHERE visible_us <= ? AND ({match}) ORDER BY visible_us, created_us LIMIT 1"
+        matches = [v for p in prefixes for v in (len(p), p)]
+        # Peek in a read transaction first: an idle poll must not take the write lock.
+        if await self._db.read(lambda c: c.execute(sql, [now_us(), *matches]).fetchone()) is None:
+            return None
+
+        def lease(conn: sqlite3.Connection) -> Delivery | None:
+            now = now_us()
+            row = conn.execute(sql, [now, *matches]).fetchone()
+            if row is None:
+                return None
+            claim_id = uuid.uuid4().hex
+            attempt = row["attempt"] + 1
+            failures = row["failures"] + (row["claim_id"] is not None)  # its last holder's lease ran out
+            conn.execute(
+                "UPDATE messages SET attempt = ?, failures = ?, claim_id = ?, visible_us = ? WHERE message_id = ?",
+                (attempt, failures, claim_id, now + _seconds(lease_seconds, "lease_seconds"), row["message_id"]),
+            )
+            return Delivery(
+                message_id=row["message_id"],
+                queue_name=row["queue_name"],
+                message=codec.loads(row["body"]),
+                attempt=attempt,
+                failures=failures,
+                claim_id=claim_id,
+                headers=codec.loads(row["headers"]),
+            )
+
+        return await self._db.write(lease)
+
+    async def extend_lease(self, delivery: Delivery, lease_seconds: float) -> bool:
+        until = now_us() + _seconds(lease_seconds, "lease_seconds")
+        return await self._update(delivery, "UPDATE messages SET visible_us = ?", until)
+
+    async def ack(self, delivery: Delivery) -> bool:
+        return await self._update(delivery, "DELETE FROM messages")
+
+    async def reschedule(self, delivery: Delivery, delay_seconds: float) -> bool:
+        visible = now_us() + _seconds(delay_seconds, "delay_seconds")
+        applied = await self._update(delivery, "UPDATE messages SET claim_id = NULL, visible_us = ?", visible)
+        self._notifier.notify()
+        return applied
+
+    async def fail(self, delivery: Delivery, *, delay_seconds: float, dead_letter: bool, error: str) -> bool:
+        if not dead_letter:
+            visible = now_us() + _seconds(delay_seconds, "delay_seconds")
+            sql = "UPDATE messages SET claim_id = NULL, failures = failures + 1, visible_us = ?"
+            return await self._update(delivery, sql, visible)
+
+        def bury(conn: sqlite3.Connection) -> bool:
+            moved = conn.execute(
+                "INSERT INTO dead_letters (message_id, queue_name, body, headers, deployment_id, attempt, failures,"
+                " error, dead_us) SELECT message_id, queue_name, body, headers, deployment_id, attempt, failures + 1,"
+                " ?, ? FROM messages WHERE message_id = ? AND claim_id = ?",
+                (error, now_us(), delivery.message_id, delivery.claim_id),
+            ).rowcount
+            conn.execute(
+                "DELETE FROM messages WHERE message_id = ? AND claim_id = ?", (delivery.message_id, delivery.claim_id)
+            )
+            return moved == 1
+
+        return await self._db.write(bury)
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        rows = await self._db.read(lambda c: c.execute("SELECT * FROM dead_letters ORDER BY dead_us").fetchall())
+        return [
+            DeadLetter(
+                message_id=row["message_id"],
+                queue_name=row["queue_name"],
+                message=codec.loads(row["body"]),
+                attempt=row["attempt"],
+                failures=row["failures"],
+                error=row["error"],
+            )
+            for row in rows
+        ]
+
+    async def _update(self, delivery: Delivery, statement: str, *values: int) -> bool:
+        """Apply ``statement`` to the message only while ``delivery`` is its current claim."""
+        sql = f"{statement} WHERE message_id = ? AND claim_id = ?"
+        params = (*values, delivery.message_id, delivery.claim_id)
+        return await self._db.write(lambda c: c.execute(sql, params).rowcount == 1)

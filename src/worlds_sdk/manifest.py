@@ -1,0 +1,383 @@
+"""The Worlds manifest: which Worlds exist, how to install, start and find them.
+
+The file keeps upstream's ``worlds-manifest.json`` entry format field for field
+(camelCase, so an entry translates to and from upstream's registry) and adds what
+Python needs: the PyPI distribution, the entry point, the spec versions and the
+capabilities a World claims. Validation collects *every* problem with its JSON
+path instead of stopping at the first, because a manifest is edited by hand and
+checked in CI, where one round trip per typo is the expensive part.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+
+from .capabilities import Capability
+from .validation import load_schema
+
+WorldType = Literal["official", "community"]
+Location = tuple[str | int, ...]
+
+PYTHON_FIELDS = ("pypi", "entryPoint", "specVersions", "capabilities")
+"""The keys our manifest adds to upstream's entry format; :func:`to_upstream` drops them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a manifest, at a JSON location (``("worlds", 0, "id")``)."""
+
+    location: Location
+    message: str
+
+    @property
+    def path(self) -> str:
+        """The location as a JSONPath, e.g. ``$.worlds[0].services[1].healthCheck.cmd``."""
+        parts = ["$"]
+        for key in self.location:
+            if isinstance(key, int):
+                parts.append(f"[{key}]")
+            elif re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", key):
+                parts.append(f".{key}")
+            else:
+                parts.append(f"[{json.dumps(key)}]")
+        return "".join(parts)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ManifestError(ValueError):
+    """The manifest is invalid; :attr:`problems` lists every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem], *, source: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}invalid manifest, {count}: " + "; ".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthCheck:
+    """How CI knows a service is ready (passed to Docker's ``--health-*`` options)."""
+
+    cmd: str
+    interval: str | None = None
+    timeout: str | None = None
+    retries: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Service:
+    """A container a World needs at test time, such as a database server."""
+
+    name: str
+    image: str
+    ports: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    health_check: HealthCheck | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestEntry:
+    """One World in the manifest; field names are upstream's, in snake_case."""
+
+    id: str
+    type: WorldType
+    package: str
+    name: str
+    description: str
+    pypi: str
+    entry_point: str
+    spec_versions: frozenset[int]
+    capabilities: frozenset[Capability]
+    docs: str | None = None
+    repository: str | None = None
+    example: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    services: tuple[Service, ...] = ()
+    setup: str | None = None
+    features: tuple[str, ...] = ()
+    requires_credentials: bool = False
+    credentials_note: str | None = None
+    requires_deployment: bool = False
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A validated manifest: its entries in file order, ids unique."""
+
+    worlds: tuple[ManifestEntry, ...] = ()
+
+    def get(self, world_id: str) -> ManifestEntry | None:
+        return next((entry for entry in self.worlds if entry.id == world_id), None)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(entry.id for entry in self.worlds)
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest file.
+
+    Raises :class:`ManifestError` for invalid JSON or content, and ``OSError`` if
+    the file cannot be read (not a problem *in* the manifest).
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = Problem((), f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        raise ManifestError([problem], source=str(path)) from None
+    try:
+        return parse_manifest(data)
+    except ManifestError as exc:
+        raise ManifestError(exc.problems, source=str(path)) from None
+
+
+def parse_manifest(data: object) -> Manifest:
+    """A :class:`Manifest` from decoded JSON; raises :class:`ManifestError` listing every problem."""
+    problems = manifest_problems(data)
+    if problems:
+        raise ManifestError(problems)
+    assert isinstance(data, dict)
+    return Manifest(tuple(_entry(raw) for raw in data["worlds"]))
+
+
+def manifest_problems(data: object) -> list[Problem]:
+    """Every problem in decoded manifest JSON: schema violations, then the checks a schema cannot express."""
+    return _unique(_schema_problems(data, _validator())) + _semantic_problems(data)
+
+
+def to_dict(entry: ManifestEntry) -> dict[str, Any]:
+    """The entry in manifest form (camelCase); empty optional fields are left out, as upstream does."""
+    data: dict[str, Any] = {
+        "id": entry.id,
+        "type": entry.type,
+        "package": entry.package,
+        "name": entry.name,
+        "description": entry.description,
+    }
+    optional: dict[str, Any] = {
+        "docs": entry.docs,
+        "repository": entry.repository,
+        "example": entry.example,
+        "setup": entry.setup,
+        "credentialsNote": entry.credentials_note,
+        "version": entry.version,
+    }
+    data.update({key: value for key, value in optional.items() if value is not None})
+    data["env"] = dict(entry.env)
+    data["services"] = [_service_dict(service) for service in entry.services]
+    data["features"] = list(entry.features)
+    if entry.requires_credentials:
+        data["requiresCredentials"] = True
+    if entry.requires_deployment:
+        data["requiresDeployment"] = True
+    data["pypi"] = entry.pypi
+    data["entryPoint"] = entry.entry_point
+    data["specVersions"] = sorted(entry.spec_versions)
+    data["capabilities"] = sorted(entry.capabilities)
+    return data
+
+
+def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
+    """The whole manifest in file form, ready for ``json.dumps``."""
+    return {"worlds": [to_dict(entry) for entry in manifest.worlds]}
+
+
+def to_upstream(entry: ManifestEntry) -> dict[str, Any]:
+    """The entry as upstream's ``worlds-manifest.json`` has it: our Python fields dropped."""
+    return {key: value for key, value in to_dict(entry).items() if key not in PYTHON_FIELDS}
+
+
+def from_upstream(
+    data: Mapping[str, Any],
+    *,
+    pypi: str | None = None,
+    entry_point: str | None = None,
+    spec_versions: Sequence[int] | None = None,
+    capabilities: Sequence[str] | None = None,
+) -> ManifestEntry:
+    """An entry from an upstream manifest entry plus the Python fields upstream lacks.
+
+    Keyword arguments override keys already in ``data``, so an entry of our own
+    manifest passes through unchanged. Problems are reported as for a one-entry
+    manifest (paths ``$.worlds[0]…``).
+    """
+    additions = {
+        "pypi": pypi,
+        "entryPoint": entry_point,
+        "specVersions": None if spec_versions is None else list(spec_versions),
+        "capabilities": None if capabilities is None else list(capabilities),
+    }
+    merged = {**data, **{key: value for key, value in additions.items() if value is not None}}
+    return parse_manifest({"worlds": [merged]}).worlds[0]
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = load_schema("manifest")
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _schema_problems(data: object, validator: jsonschema.protocols.Validator) -> Iterator[Problem]:
+    """Schema errors, each pointed at the field concerned.
+
+    jsonschema reports a missing or unexpected key at the enclosing object; a
+    person fixing the file wants the key itself named, one problem per key.
+    """
+    for error in sorted(validator.iter_errors(data), key=lambda e: _sort_key(tuple(e.absolute_path))):
+        at: Location = tuple(error.absolute_path)
+        instance = error.instance
+        if error.validator == "required" and isinstance(instance, dict):
+            for name in error.validator_value:
+                if name not in instance:
+                    yield Problem((*at, name), "required field is missing")
+        elif error.validator == "additionalProperties" and isinstance(instance, dict):
+            known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+            for name in instance:
+                if name not in known:
+                    yield Problem((*at, name), "unknown field")
+        else:
+            yield Problem(at, error.message)
+
+
+def _semantic_problems(data: object) -> list[Problem]:
+    problems: list[Problem] = []
+    worlds = data.get("worlds") if isinstance(data, dict) else None
+    if not isinstance(worlds, list):
+        return problems
+    first_index: dict[str, int] = {}
+    for index, entry in enumerate(worlds):
+        if not isinstance(entry, dict):
+            continue
+        at: Location = ("worlds", index)
+        world_id = entry.get("id")
+        if isinstance(world_id, str):
+            if world_id in first_index:
+                problems.append(
+                    Problem((*at, "id"), f"duplicate id {world_id!r} (first used at $.worlds[{first_index[world_id]}])")
+                )
+            else:
+                first_index[world_id] = index
+        problems.extend(_capability_problems(entry.get("capabilities"), (*at, "capabilities")))
+        services = entry.get("services")
+        if isinstance(services, list):
+            problems.extend(_service_problems(services, (*at, "services")))
+    return problems
+
+
+def _capability_problems(names: object, at: Location) -> Iterator[Problem]:
+    """Unknown capability names; checked here so the vocabulary lives only in :class:`Capability`."""
+    if not isinstance(names, list):
+        return
+    known = sorted(c.value for c in Capability)
+    for index, name in enumerate(names):
+        if isinstance(name, str) and name not in known:
+            yield Problem((*at, index), f"unknown capability {name!r}; known: {', '.join(known)}")
+
+
+def _service_problems(services: list[Any], at: Location) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for index, service in enumerate(services):
+        if not isinstance(service, dict):
+            continue
+        name = service.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                yield Problem((*at, index, "name"), f"duplicate service name {name!r}")
+            seen.add(name)
+        for port_index, port in enumerate(service.get("ports") or []):
+            if isinstance(port, str) and not all(0 < int(n) < 65536 for n in re.findall(r"[0-9]+", port)):
+                yield Problem((*at, index, "ports", port_index), f"port number out of range in {port!r}")
+        check = service.get("healthCheck")
+        if isinstance(check, dict):
+            for key in ("interval", "timeout"):
+                value = check.get(key)
+                if isinstance(value, str) and _is_duration(value) and _seconds(value) == 0:
+                    yield Problem((*at, index, "healthCheck", key), f"{key} must be longer than zero, got {value!r}")
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _is_duration(text: str) -> bool:
+    return re.fullmatch(f"(?:{_DURATION_PART.pattern})+", text) is not None
+
+
+def _seconds(duration: str) -> float:
+    return sum(float(amount) * _UNIT_SECONDS[unit] for amount, unit in _DURATION_PART.findall(duration))
+
+
+def _sort_key(location: Location) -> tuple[tuple[int, int | str], ...]:
+    return tuple((0, key) if isinstance(key, int) else (1, key) for key in location)
+
+
+def _unique(problems: Iterator[Problem]) -> list[Problem]:
+    """Problems in order, once each (``required`` is reported once per ``if``/``then`` branch as well)."""
+    return list(dict.fromkeys(problems))
+
+
+def _entry(raw: Mapping[str, Any]) -> ManifestEntry:
+    return ManifestEntry(
+        id=raw["id"],
+        type=raw["type"],
+        package=raw["package"],
+        name=raw["name"],
+        description=raw["description"],
+        pypi=raw["pypi"],
+        entry_point=raw["entryPoint"],
+        spec_versions=frozenset(raw["specVersions"]),
+        capabilities=frozenset(Capability(name) for name in raw["capabilities"]),
+        docs=raw.get("docs"),
+        repository=raw.get("repository"),
+        example=raw.get("example"),
+        env=dict(raw.get("env", {})),
+        services=tuple(_service(s) for s in raw.get("services", [])),
+        setup=raw.get("setup"),
+        features=tuple(raw.get("features", [])),
+        requires_credentials=raw.get("requiresCredentials", False),
+        credentials_note=raw.get("credentialsNote"),
+        requires_deployment=raw.get("requiresDeployment", False),
+        version=raw.get("version"),
+    )
+
+
+def _service(raw: Mapping[str, Any]) -> Service:
+    check = raw.get("healthCheck")
+    return Service(
+        name=raw["name"],
+        image=raw["image"],
+        ports=tuple(raw.get("ports", [])),
+        env=dict(raw.get("env", {})),
+        args=tuple(raw.get("args", [])),
+        health_check=HealthCheck(**check) if check is not None else None,
+    )
+
+
+def _service_dict(service: Service) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": service.name, "image": service.image}
+    if service.args:
+        data["args"] = list(service.args)
+    data["ports"] = list(service.ports)
+    if service.env:
+        data["env"] = dict(service.env)
+    if service.health_check is not None:
+        check = service.health_check
+        fields = {"cmd": check.cmd, "interval": check.interval, "timeout": check.timeout, "retries": check.retries}
+        data["healthCheck"] = {key: value for key, value in fields.items() if value is not None}
+    return data

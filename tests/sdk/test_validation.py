@@ -1,0 +1,234 @@
+"""Request validation: the shipped JSON Schema matches the §3 table, and a malformed
+request is one ValidationError (400) naming the offending field, raised before any state is read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+import pytest
+
+from worlds_sdk import events as ev
+from worlds_sdk.errors import ValidationError
+from worlds_sdk.models import EventRequest
+from worlds_sdk.rules import Snapshot, decide
+from worlds_sdk.validation import load_schema, validate_request
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+NAIVE = datetime(2025, 6, 1, 12, 0)
+RUN = {"deployment_id": "dpl_1", "workflow_name": "wf", "input": b"\x00"}
+CORRELATED = ev.STEP_EVENT_TYPES | ev.HOOK_EVENT_TYPES | ev.WAIT_EVENT_TYPES
+CLIENT_EVENT_TYPES = [t for t in ev.EVENT_TYPES if t not in ev.WORLD_ONLY_EVENT_TYPES]
+
+# The data fields §3 marks as required (no "?"), per event type.
+SPEC_REQUIRED_DATA = {
+    "run_created": {"deployment_id", "workflow_name", "input"},
+    "run_failed": {"error"},
+    "step_created": {"step_name", "input"},
+    "step_completed": {"result"},
+    "step_failed": {"error"},
+    "step_retrying": {"error"},
+    "hook_created": {"token"},
+    "hook_received": {"payload"},
+    "wait_created": {"resume_at"},
+}
+MINIMAL_DATA: dict[str, dict[str, Any] | None] = {
+    "run_created": RUN,
+    "run_started": None,
+    "run_completed": None,
+    "run_failed": {"error": "boom"},
+    "run_cancelled": None,
+    "step_created": {"step_name": "add", "input": b""},
+    "step_started": None,
+    "step_completed": {"result": b""},
+    "step_failed": {"error": {"message": "m"}},
+    "step_retrying": {"error": "m"},
+    "hook_created": {"token": "t"},
+    "hook_received": {"payload": b""},
+    "hook_disposed": None,
+    "wait_created": {"resume_at": NOW},
+    "wait_completed": None,
+}
+
+
+def req(event_type: Any, data: Any = None, *, correlation_id: Any = "c1", spec_version: Any = None) -> EventRequest:
+    return EventRequest(
+        event_type=event_type, correlation_id=correlation_id, event_data=data, spec_version=spec_version
+    )
+
+
+def _then_block(event_type: str) -> dict[str, Any]:
+    for rule in load_schema("event-request")["allOf"]:
+        if rule["if"]["properties"]["event_type"]["const"] == event_type:
+            then: dict[str, Any] = rule["then"]
+            return then
+    return {}
+
+
+def test_schema_is_a_valid_json_schema() -> None:
+    schema = load_schema("event-request")
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
+def test_schema_accepts_exactly_the_client_event_types() -> None:
+    """hook_conflict is written by the World only (HK-2), so no client may send it."""
+    assert load_schema("event-request")["properties"]["event_type"]["enum"] == CLIENT_EVENT_TYPES
+
+
+@pytest.mark.parametrize("event_type", CLIENT_EVENT_TYPES)
+def test_schema_requires_the_data_fields_of_the_spec_table(event_type: str) -> None:
+    then = _then_block(event_type)
+    data_schema = then.get("properties", {}).get("event_data", {})
+    assert set(data_schema.get("required", ())) == SPEC_REQUIRED_DATA.get(event_type, set())
+    required = set(then.get("required", ()))
+    assert ("event_data" in required) is (event_type in SPEC_REQUIRED_DATA)
+    assert ("correlation_id" in required) is (event_type in CORRELATED)
+
+
+@pytest.mark.parametrize("event_type", CLIENT_EVENT_TYPES)
+def test_minimal_well_formed_request_is_accepted(event_type: str) -> None:
+    validate_request(req(event_type, MINIMAL_DATA[event_type]))
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(req("run_created", RUN | {"note": "x", "execution_context": {"$k": [b"\xff"]}}), id="extra keys"),
+        pytest.param(req("run_started", RUN | {"execution_context": {}}), id="run_started bootstrap"),
+        pytest.param(req("hook_received", {"payload": b"", "token": "t"}), id="hook_received with token"),
+        pytest.param(req("step_retrying", {"error": "m", "stack": "s", "retry_after": NOW}), id="step_retrying full"),
+        pytest.param(req("run_cancelled", {}, correlation_id=None, spec_version=1), id="spec_version 1"),
+    ],
+)
+def test_well_formed_variants_are_accepted(request_: EventRequest) -> None:
+    validate_request(request_)
+
+
+def bad(case_id: str, field: str, request_: Any) -> Any:
+    return pytest.param(request_, field, id=f"{case_id} -> ValidationError({field})")
+
+
+MALFORMED = [
+    bad("not an EventRequest", "request", {"event_type": "run_created"}),
+    bad("unknown event_type", "event_type", req("run_paused")),
+    bad("hook_conflict sent by a client (HK-2)", "event_type", req("hook_conflict", {"token": "t"})),
+    bad("event_type not a string", "event_type", req(7)),
+    bad("spec_version 0", "spec_version", req("run_cancelled", spec_version=0)),
+    bad("spec_version a string", "spec_version", req("run_cancelled", spec_version="3")),
+    bad("correlation_id not a string", "correlation_id", req("run_cancelled", correlation_id=5)),
+    bad("event_data a list", "event_data", req("run_cancelled", [1])),
+    bad("event_data key not a string", "event_data", req("run_cancelled", {1: "x"})),
+    bad("NaN in event_data", "event_data.x", req("run_cancelled", {"x": float("nan")})),
+    bad("infinity nested in event_data", "event_data.x[1].y", req("run_cancelled", {"x": [1, {"y": float("inf")}]})),
+    bad("unstorable type in event_data", "event_data.x", req("run_cancelled", {"x": {1, 2}})),
+    bad("run_created without event_data", "event_data", req("run_created")),
+    *[
+        bad(
+            f"run_created missing {key}",
+            f"event_data.{key}",
+            req("run_created", {k: v for k, v in RUN.items() if k != key}),
+        )
+        for key in RUN
+    ],
+    bad(
+        "run_created deployment_id bytes where string expected",
+        "event_data.deployment_id",
+        req("run_created", RUN | {"deployment_id": b"d"}),
+    ),
+    bad(
+        "run_created workflow_name wrong type",
+        "event_data.workflow_name",
+        req("run_created", RUN | {"workflow_name": 1}),
+    ),
+    bad("run_created input str where bytes expected", "event_data.input", req("run_created", RUN | {"input": "x"})),
+    bad(
+        "run_created input datetime where bytes expected", "event_data.input", req("run_created", RUN | {"input": NOW})
+    ),
+    bad(
+        "run_created input a dict posing as a bytes tag",
+        "event_data.input",
+        req("run_created", RUN | {"input": {"$b": "AA=="}}),
+    ),
+    bad(
+        "run_created execution_context not an object",
+        "event_data.execution_context",
+        req("run_created", RUN | {"execution_context": "x"}),
+    ),
+    bad(
+        "run_created naive datetime in execution_context",
+        "event_data.execution_context.at",
+        req("run_created", RUN | {"execution_context": {"at": NAIVE}}),
+    ),
+    bad("run_started bootstrap input str", "event_data.input", req("run_started", RUN | {"input": "x"})),
+    bad("run_completed output str", "event_data.output", req("run_completed", {"output": "x"})),
+    bad("run_failed without event_data", "event_data", req("run_failed")),
+    bad("run_failed without error", "event_data.error", req("run_failed", {})),
+    bad(
+        "run_failed error object without message",
+        "event_data.error.message",
+        req("run_failed", {"error": {"stack": "s"}}),
+    ),
+    bad("run_failed error of wrong type", "event_data.error", req("run_failed", {"error": 1})),
+    bad(
+        "run_failed error_code wrong type", "event_data.error_code", req("run_failed", {"error": "m", "error_code": 1})
+    ),
+    *[
+        bad(f"{t} without correlation_id", "correlation_id", req(t, MINIMAL_DATA[t], correlation_id=None))
+        for t in sorted(CORRELATED - ev.WORLD_ONLY_EVENT_TYPES)
+    ],
+    bad(
+        "step_created empty correlation_id",
+        "correlation_id",
+        req("step_created", MINIMAL_DATA["step_created"], correlation_id=""),
+    ),
+    bad("step_created without step_name", "event_data.step_name", req("step_created", {"input": b""})),
+    bad("step_created without input", "event_data.input", req("step_created", {"step_name": "s"})),
+    bad("step_started attempt negative", "event_data.attempt", req("step_started", {"attempt": -1})),
+    bad("step_started attempt a string", "event_data.attempt", req("step_started", {"attempt": "1"})),
+    bad("step_completed without event_data", "event_data", req("step_completed")),
+    bad("step_completed without result", "event_data.result", req("step_completed", {})),
+    bad("step_completed result str", "event_data.result", req("step_completed", {"result": "x"})),
+    bad("step_failed without error", "event_data.error", req("step_failed", {"stack": "s"})),
+    bad("step_failed stack wrong type", "event_data.stack", req("step_failed", {"error": "m", "stack": 1})),
+    bad(
+        "step_retrying retry_after a string",
+        "event_data.retry_after",
+        req("step_retrying", {"error": "m", "retry_after": "soon"}),
+    ),
+    bad(
+        "step_retrying naive retry_after",
+        "event_data.retry_after",
+        req("step_retrying", {"error": "m", "retry_after": NAIVE}),
+    ),
+    bad("hook_created without token", "event_data.token", req("hook_created", {"metadata": b""})),
+    bad("hook_created empty token", "event_data.token", req("hook_created", {"token": ""})),
+    bad("hook_created token bytes", "event_data.token", req("hook_created", {"token": b"t"})),
+    bad(
+        "hook_created is_webhook a string",
+        "event_data.is_webhook",
+        req("hook_created", {"token": "t", "is_webhook": "yes"}),
+    ),
+    bad("hook_created metadata str", "event_data.metadata", req("hook_created", {"token": "t", "metadata": "m"})),
+    bad("hook_received without payload", "event_data.payload", req("hook_received", {})),
+    bad("wait_created without event_data", "event_data", req("wait_created")),
+    bad("wait_created naive resume_at", "event_data.resume_at", req("wait_created", {"resume_at": NAIVE})),
+    bad("wait_created resume_at bytes", "event_data.resume_at", req("wait_created", {"resume_at": b"x"})),
+]
+
+
+@pytest.mark.parametrize(("request_", "field"), MALFORMED)
+def test_malformed_request_names_the_field(request_: EventRequest, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_request(request_)
+    assert info.value.field == field
+    assert info.value.status == 400
+    assert str(info.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(("request_", "field"), MALFORMED)
+def test_decide_rejects_malformed_requests_before_reading_state(request_: EventRequest, field: str) -> None:
+    """A malformed request is a 400 even when the run is missing: validation comes first."""
+    with pytest.raises(ValidationError) as info:
+        decide("wrun_1", request_, Snapshot(run=None), now=NOW, world_spec_version=3)
+    assert info.value.field == field
