@@ -31,6 +31,7 @@ from .queueing import QueueProbe
 T = TypeVar("T")
 STEP_IDS = ("s1", "s2", "s3")
 HOOK_SLOTS = ("h1", "h2")
+HOOK_KINDS = ("hook_created", "hook_created", "hook_received", "hook_disposed")
 TOKENS = ("tok-a", "tok-b", "tok-c")
 WAIT_IDS = ("w1", "w2")
 
@@ -76,7 +77,9 @@ def events_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
                 except WorkflowWorldError as got:
                     assert isinstance(got, type(exc)), f"{request.event_type}: expected {exc!r}, World raised {got!r}"
                     return
-                raise AssertionError(f"{request.event_type}: expected {type(exc).__name__}, World accepted it")
+                raise AssertionError(
+                    f"{request.event_type}: expected {type(exc).__name__}, World accepted it"
+                ) from None
             got_result = self.run(self.world.events.create(run_id, request))
             self.compare(request, expected.result, got_result)
 
@@ -129,7 +132,7 @@ def events_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
             run=runs,
             slot=st.sampled_from(HOOK_SLOTS),
             token=st.sampled_from(TOKENS),
-            kind=st.sampled_from(["hook_created", "hook_received", "hook_disposed"]),
+            kind=st.sampled_from(HOOK_KINDS),
         )
         def hook_event(self, run: str, slot: str, token: str, kind: str) -> None:
             hook_id = f"{slot}_{run[-6:]}"
@@ -207,7 +210,7 @@ def queue_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
         @precondition(lambda self: self.started)
         @rule()
         def drain(self) -> None:
-            self.run(self.probe.wait_all_acked(list(self.enqueued), timeout=30))
+            self.run(self.probe.wait_all_acked(list(self.enqueued), timeout=10))
             problems = judge(self.enqueued, self.probe.log.entries()).problems(effectively_once=False)
             assert not problems, f"Q-1: {problems}"
 

@@ -76,7 +76,7 @@ class QueueProbe:
     def acked(self, key: str) -> bool:
         return self.acks[key] > 0
 
-    async def wait_until(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 15.0) -> None:
         """Poll ``condition`` (woken by deliveries) until it holds; fail after ``timeout``."""
         deadline = time.monotonic() + timeout
         while not condition():
@@ -87,7 +87,7 @@ class QueueProbe:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
 
-    async def wait_all_acked(self, keys: Sequence[str], timeout: float = 30.0) -> None:
+    async def wait_all_acked(self, keys: Sequence[str], timeout: float = 15.0) -> None:
         await self.wait_until(lambda: all(self.acked(k) for k in keys), timeout)
 
     def summary(self) -> list[tuple[str, int, str]]:

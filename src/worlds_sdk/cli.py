@@ -17,7 +17,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -57,11 +57,7 @@ def command(
 
 
 class CommandError(Exception):
-    """Bad input: reported as one ``worlds: error:`` line, exiting with :attr:`exit_code`."""
-
-    def __init__(self, message: str, *, exit_code: int = USAGE_ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    """Bad input: reported as one ``worlds: error:`` line, exit code :data:`USAGE_ERROR`."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except (CommandError, DiscoveryError, ManifestError, OSError) as exc:
         print(f"worlds: error: {_message(exc)}", file=sys.stderr)
-        return exc.exit_code if isinstance(exc, CommandError) else USAGE_ERROR
+        return USAGE_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,7 +160,7 @@ def _rows(manifest: Manifest, discovered: Discovered) -> tuple[list[dict[str, An
 def _row(world_id: str, status: str, entry: ManifestEntry | None, installed: InstalledWorld | None) -> dict[str, Any]:
     """A World as ``list`` shows it; an installed plugin's own claims win over the manifest's."""
     claims = installed.backend if installed is not None else entry
-    assert claims is not None
+    assert claims is not None, "a row has a manifest entry, an installed World, or both"
     return {
         "id": world_id,
         "status": status,
@@ -172,26 +168,28 @@ def _row(world_id: str, status: str, entry: ManifestEntry | None, installed: Ins
         "description": entry.description if entry is not None else claims.description,
         "inManifest": entry is not None,
         "plugin": installed.plugin if installed is not None else None,
-        "distribution": installed.distribution if installed is not None else getattr(entry, "pypi", None),
+        "distribution": installed.distribution if installed is not None else entry.pypi if entry is not None else None,
         "specVersions": sorted(claims.spec_versions),
         "capabilities": sorted(claims.capabilities),
     }
 
 
 def _disagreements(entry: ManifestEntry, installed: InstalledWorld) -> list[str]:
+    """Where the manifest's claims differ from what the installed plugin declares (the plugin is what runs)."""
     backend = installed.backend
-    found = []
-    if backend.capabilities != entry.capabilities:
-        found.append(
-            f"{entry.id}: the manifest claims capabilities {sorted(entry.capabilities)}, "
-            f"the installed plugin {sorted(backend.capabilities)}"
-        )
-    if backend.spec_versions != entry.spec_versions:
-        found.append(
-            f"{entry.id}: the manifest claims spec versions {sorted(entry.spec_versions)}, "
-            f"the installed plugin {sorted(backend.spec_versions)}"
-        )
-    return found
+    claims = [
+        ("capabilities", _names(entry.capabilities), _names(backend.capabilities)),
+        ("spec versions", _names(entry.spec_versions), _names(backend.spec_versions)),
+    ]
+    return [
+        f"{entry.id}: the manifest claims {what} [{listed}], the installed plugin declares [{declared}]"
+        for what, listed, declared in claims
+        if listed != declared
+    ]
+
+
+def _names(values: Iterable[object]) -> str:
+    return ", ".join(sorted(str(value) for value in values))
 
 
 def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:

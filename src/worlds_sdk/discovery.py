@@ -82,6 +82,9 @@ def discover() -> Discovered:
     A plugin that fails to import or to register is recorded in
     :attr:`Discovered.broken`; an entry-point name declared by two
     distributions, or a World id registered twice, raises :class:`DiscoveryError`.
+    Each ``worlds_register`` implementation is called on its own rather than
+    through the hook caller, so a failure or a bad return value is charged to
+    the plugin that caused it.
     """
     manager = plugin_manager()
     broken: list[BrokenPlugin] = []

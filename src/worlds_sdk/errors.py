@@ -103,9 +103,7 @@ class RunNotSupportedError(WorkflowWorldError):
     def __init__(self, run_spec_version: int, world_spec_version: int) -> None:
         self.run_spec_version = run_spec_version
         self.world_spec_version = world_spec_version
-        super().__init__(
-            f"run has spec version {run_spec_version}, this World supports up to {world_spec_version}"
-        )
+        super().__init__(f"run has spec version {run_spec_version}, this World supports up to {world_spec_version}")
 
 
 class WorldUnavailableError(WorkflowWorldError):

@@ -155,12 +155,13 @@ def parse_manifest(data: object) -> Manifest:
 
 
 def manifest_problems(data: object) -> list[Problem]:
-    """Every problem in decoded manifest JSON: schema violations, then the checks a schema cannot express."""
-    return _unique(_schema_problems(data, _validator())) + _semantic_problems(data)
+    """Every problem in decoded manifest JSON, in file order: schema violations and checks a schema cannot express."""
+    found = list(dict.fromkeys(_schema_problems(data, _validator()))) + _semantic_problems(data)
+    return sorted(found, key=lambda problem: _sort_key(problem.location))
 
 
 def to_dict(entry: ManifestEntry) -> dict[str, Any]:
-    """The entry in manifest form (camelCase); empty optional fields are left out, as upstream does."""
+    """The entry in manifest form (camelCase); unset optional fields are left out, as upstream does."""
     data: dict[str, Any] = {
         "id": entry.id,
         "type": entry.type,
@@ -238,8 +239,9 @@ def _schema_problems(data: object, validator: jsonschema.protocols.Validator) ->
 
     jsonschema reports a missing or unexpected key at the enclosing object; a
     person fixing the file wants the key itself named, one problem per key.
+    (The caller drops repeats: ``required`` can fail once per ``if``/``then`` too.)
     """
-    for error in sorted(validator.iter_errors(data), key=lambda e: _sort_key(tuple(e.absolute_path))):
+    for error in validator.iter_errors(data):
         at: Location = tuple(error.absolute_path)
         instance = error.instance
         if error.validator == "required" and isinstance(instance, dict):
@@ -325,11 +327,6 @@ def _seconds(duration: str) -> float:
 
 def _sort_key(location: Location) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, key) if isinstance(key, int) else (1, key) for key in location)
-
-
-def _unique(problems: Iterator[Problem]) -> list[Problem]:
-    """Problems in order, once each (``required`` is reported once per ``if``/``then`` branch as well)."""
-    return list(dict.fromkeys(problems))
 
 
 def _entry(raw: Mapping[str, Any]) -> ManifestEntry:

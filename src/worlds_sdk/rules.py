@@ -244,9 +244,7 @@ class _Context:
         if t == ev.RUN_STARTED:
             if run.status == "running":  # EV-5: idempotent, nothing appended
                 return Effects(events=(), result=EventResult(event=None, run=run))
-            new = dataclasses.replace(
-                run, status="running", started_at=run.started_at or self.now, updated_at=self.now
-            )
+            new = dataclasses.replace(run, status="running", started_at=run.started_at or self.now, updated_at=self.now)
             return self.appended(run=new, dispose=False)
         if t == ev.RUN_COMPLETED:
             new = dataclasses.replace(run, status="completed", output=self.data.get("output"))

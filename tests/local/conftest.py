@@ -26,7 +26,7 @@ def config(tmp_path: Path) -> dict[str, Any]:
     }
 
 
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:
+async def poll_until(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -36,3 +36,9 @@ async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[Any]]:
+    """:func:`poll_until`, as a fixture: ``await eventually(check, what=...)``."""
+    return poll_until

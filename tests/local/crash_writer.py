@@ -1,11 +1,18 @@
-"""The crash test's victim: appends a varied event history to a local World until it is SIGKILLed.
+"""The crash test's victims: processes that append a varied event history until SIGKILLed.
 
-Usage: ``python crash_writer.py <world-dir> <seed>``. Prints ``ready`` once the World is open.
+Run as ``python crash_writer.py <world-dir>``: a fork server. It imports the World
+once, then serves commands on stdin, one per line:
+
+- ``fork <seed>``: fork a writer process and print its pid. Forking is safe here
+  (this process has no threads and no open World); it makes a fresh writer cost
+  milliseconds instead of a Python start-up, so a test can crash many of them.
+- ``reap <pid>``: wait for that writer to end and print ``signal <n>`` or ``exit <code>``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 from datetime import UTC, datetime
@@ -15,11 +22,13 @@ from reference_worlds.local import LocalWorld
 from worlds_sdk.models import EventRequest
 
 
-async def main(path: str, seed: int) -> None:
+async def write_forever(path: str, seed: int, server: int) -> None:
+    """Append until killed -- or until the fork server is gone, so a writer never outlives its test."""
     rng = random.Random(seed)
     world = LocalWorld({"path": path})
-    print("ready", flush=True)
     for i in range(1_000_000):
+        if os.getppid() != server:
+            return
         created = await world.events.create(None, run_created_request(rng.randbytes(rng.randint(0, 64))))
         assert created.run is not None
         rid = created.run.run_id
@@ -32,7 +41,7 @@ async def main(path: str, seed: int) -> None:
                 await world.events.create(rid, step_request("step_retrying", step))
                 await world.events.create(rid, step_request("step_started", step))
             await world.events.create(rid, step_request(rng.choice(["step_completed", "step_failed"]), step))
-        hook = f"hook_{i}"
+        hook = f"hook_{seed}_{i}"
         claimed = await world.events.create(rid, hook_request("hook_created", hook, token=f"token_{i % 5}"))
         if claimed.hook is not None:  # else the token is held by a live hook of an earlier run: a conflict
             await world.events.create(rid, hook_request("hook_received", hook, payload=b"\x00payload"))
@@ -45,5 +54,24 @@ async def main(path: str, seed: int) -> None:
             await world.events.create(rid, terminal_request(rng.choice(["completed", "failed", "cancelled"])))
 
 
+def serve(path: str) -> None:
+    for line in sys.stdin:
+        command, arg = line.split()
+        if command == "fork":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    asyncio.run(write_forever(path, int(arg), server=os.getppid()))
+                finally:
+                    os._exit(1)
+            print(pid, flush=True)
+        else:
+            _, status = os.waitpid(int(arg), 0)
+            if os.WIFSIGNALED(status):
+                print(f"signal {os.WTERMSIG(status)}", flush=True)
+            else:
+                print(f"exit {os.WEXITSTATUS(status)}", flush=True)
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    serve(sys.argv[1])

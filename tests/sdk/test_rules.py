@@ -237,7 +237,6 @@ STEP_NOT_FOUND = Raises(StepNotFoundError, 404)
 HOOK_NOT_FOUND = Raises(HookNotFoundError, 404)
 WAIT_NOT_FOUND = Raises(WaitNotFoundError, 404)
 NOT_SUPPORTED = Raises(RunNotSupportedError, 400)
-INVALID = Raises(ValidationError, 400)
 
 
 def case(case_id: str, req: EventRequest, snapshot: Snapshot, expect: Effects | Raises) -> Any:
@@ -420,7 +419,8 @@ def run_cases() -> Iterator[Any]:
         Snapshot(run=before),
         Effects(events=(e,), run=after, dispose_run_children=True, result=EventResult(event=e, run=after)),
     )
-    for label, data, error in (
+    failure: Mapping[str, Any]
+    for label, failure, error in (
         (
             "error_code overrides error.code",
             {"error": {"message": "m", "code": "INNER"}, "error_code": "OUTER"},
@@ -437,11 +437,11 @@ def run_cases() -> Iterator[Any]:
             StructuredError(message="m", stack="top", code="E"),
         ),
     ):
-        e = event(ev.RUN_FAILED, data)
+        e = event(ev.RUN_FAILED, failure)
         after = moved(before, status="failed", error=error, completed_at=NOW)
         yield case(
             f"EV-7 run_failed {label}",
-            request(ev.RUN_FAILED, data),
+            request(ev.RUN_FAILED, failure),
             Snapshot(run=before),
             Effects(events=(e,), run=after, dispose_run_children=True, result=EventResult(event=e, run=after)),
         )
@@ -755,11 +755,15 @@ def hook_cases() -> Iterator[Any]:
         Snapshot(run=live, hook=hook(), token_holder=hook()),
         CONFLICT,
     )
-    for label, holder in (("free", None), ("now held by another run", hook(hook_id="hook_x", run_id=OTHER_RUN_ID))):
+    later_holder: Hook | None
+    for label, later_holder in (
+        ("free", None),
+        ("now held by another run", hook(hook_id="hook_x", run_id=OTHER_RUN_ID)),
+    ):
         yield case(
             f"HK-2 same hook re-sent after disposal, token {label} -> 409",
             request(ev.HOOK_CREATED),
-            Snapshot(run=live, hook_disposed=True, token_holder=holder),
+            Snapshot(run=live, hook_disposed=True, token_holder=later_holder),
             CONFLICT,
         )
     e = event(ev.HOOK_RECEIVED)
@@ -928,7 +932,7 @@ def test_payload_fields_are_exactly_the_spec_list() -> None:
 
 @pytest.mark.parametrize("event_type", ev.EVENT_TYPES)
 def test_strip_event_removes_exactly_the_payload_fields(event_type: str) -> None:
-    data = {
+    data: dict[str, Any] = {
         "input": b"i",
         "output": b"o",
         "result": b"r",

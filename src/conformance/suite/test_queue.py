@@ -157,7 +157,7 @@ def test_Q5_message_of_killed_consumer_redelivered__MUST(world: WorldHarness, lo
         probe = QueueProbe(log_dir / "log")
         probe.attach(ctx.world)
         await ctx.world.start()
-        await probe.wait_all_acked(["m1"], timeout=60)
+        await probe.wait_all_acked(["m1"], timeout=20)
         redelivery = probe.of("m1")[0]
         assert redelivery.meta.message_id == sent.message_id
         assert redelivery.meta.attempt >= 2

@@ -85,28 +85,28 @@ def _in_transaction(conn: sqlite3.Connection, begin: str, work: Callable[[sqlite
     return result
 
 
-def prepare_directory(directory: Path) -> None:
+def _prepare_directory(directory: Path) -> None:
     """Create the world directory if missing -- but not its parents -- and check it is usable.
 
     Only the last component is created: a configured path whose parent does not
     exist is far more likely a typo than a wish for a new tree of directories.
     """
-    if directory.exists() and not directory.is_dir():
-        raise WorldUnavailableError(f"local World path {directory} exists but is not a directory")
     try:
         directory.mkdir(exist_ok=True)
+    except FileExistsError:
+        raise WorldUnavailableError(f"local World path {directory} exists but is not a directory") from None
     except FileNotFoundError:
         raise WorldUnavailableError(
             f"local World path {directory}: parent directory {directory.parent} does not exist"
         ) from None
     except OSError as exc:
-        raise WorldUnavailableError(f"local World path {directory} cannot be created: {exc.strerror}") from None
+        raise WorldUnavailableError(f"local World path {directory} cannot be used: {exc.strerror}") from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise WorldUnavailableError(f"local World path {directory} is not writable")
 
 
 def _connect(directory: Path, busy_timeout: float) -> sqlite3.Connection:
-    prepare_directory(directory)
+    _prepare_directory(directory)
     path = directory / DB_FILE
     try:
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)

@@ -1,8 +1,8 @@
 """The Storage groups of the local World: reads, and the one write path ``events.create``.
 
 Each read is one read transaction (one snapshot); ``events.create`` is one write
-transaction (see :mod:`.event_writer`). Defaults follow upstream: events in
-append order, runs and steps newest first, hooks oldest first.
+transaction (see :mod:`.event_writer`). Default orders: events in append order
+and runs and steps newest first (as upstream), hooks oldest first.
 """
 
 from __future__ import annotations
@@ -50,10 +50,9 @@ HOOKS = Keyset(("created_us", "hook_id"), "asc")
 EVENTS = Keyset(("seq",), "asc")
 
 
-def check_resolve_data(resolve_data: ResolveData) -> ResolveData:
+def check_resolve_data(resolve_data: ResolveData) -> None:
     if resolve_data not in ("all", "none"):
         raise ValidationError("must be 'all' or 'none'", field="resolve_data")
-    return resolve_data
 
 
 def _stripped(cls: type[Payloaded], resolve_data: ResolveData) -> Callable[[sqlite3.Row], Payloaded]:

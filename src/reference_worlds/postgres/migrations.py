@@ -16,14 +16,15 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from worlds_sdk.errors import IncompatibleFormatError
 
+from .config import check_schema
 from .errors import translated
-from .names import check_schema
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -59,7 +60,7 @@ def schema_sql() -> str:
     return resources.files("reference_worlds.postgres").joinpath("sql", "schema.sql").read_text("utf-8")
 
 
-def current_version(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> int:
+def current_version(conn: psycopg.Connection[Any], schema: str) -> int:
     """The schema's version: 0 when the schema or its ``schema_version`` table does not exist."""
     table = conn.execute("SELECT to_regclass(%s)", (f'"{schema}".schema_version',)).fetchone()
     if table is None or table[0] is None:

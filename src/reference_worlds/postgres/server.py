@@ -88,7 +88,7 @@ def postgres_server(environ: Mapping[str, str] | None = None) -> Iterator[Postgr
 def docker_engine_answers(timeout: float = 2.0) -> bool:
     """True if a Docker engine replies to a ping within ``timeout`` (the CLI alone is not enough)."""
     try:
-        import docker
+        import docker  # type: ignore[import-untyped]
     except ImportError:
         return False
     try:

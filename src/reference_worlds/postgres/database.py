@@ -1,0 +1,134 @@
+"""Connections to one World's schema: a pool opened lazily, in the event loop that first needs it.
+
+A World object is built synchronously by its factory and may be used without
+``start()`` (a client that only reads or appends events), so the pool opens on
+first use. Opening checks the server with one direct connection first -- an
+unreachable server or a wrong password is one clear
+:class:`~worlds_sdk.errors.WorldUnavailableError`, not a pool timeout -- and
+applies pending migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.composite import CompositeInfo, register_composite
+from psycopg_pool import AsyncConnectionPool
+
+from worlds_sdk.errors import WorkflowWorldError
+
+from .config import PostgresConfig
+from .errors import translated
+from .migrations import migrate
+from .nul_escape import escape_params, unescape_value
+
+Row = dict[str, Any]
+Connection = psycopg.AsyncConnection[DictRow]
+
+ROW_TYPES = ("runs", "steps", "hooks", "waits", "events")
+"""Table row types that ``create_event_v1`` returns as composites, loaded as dicts like plain rows."""
+
+
+def application_name(schema: str) -> str:
+    """Connections say which World they serve, so an operator (or a test sandbox) can find them."""
+    return f"worlds:{schema}"
+
+
+def _as_dict(values: Sequence[Any], info: CompositeInfo) -> Row:
+    return dict(zip(info.field_names, values, strict=True))
+
+
+class Database:
+    """The pool of one World; every call goes through the error boundary (:mod:`.errors`)."""
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self.config = config
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._types: list[CompositeInfo] = []
+        self._opening = asyncio.Lock()
+        self._closed = False
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        """Per-connection settings: the World's schema first on the search_path, times in UTC."""
+        return {
+            "autocommit": True,
+            "connect_timeout": max(1, round(self.config.connect_timeout)),
+            "options": f"-c search_path={self.config.schema} -c TimeZone=UTC",
+            "application_name": application_name(self.config.schema),
+        }
+
+    async def connect(self) -> Connection:
+        """A connection outside the pool (the LISTEN connection, the first check)."""
+        with translated():
+            conn: Connection = await psycopg.AsyncConnection.connect(
+                self.config.conninfo(), row_factory=dict_row, **self.connection_kwargs()
+            )
+        return conn
+
+    async def pool(self) -> AsyncConnectionPool[Connection]:
+        if self._closed:
+            raise WorkflowWorldError("this Postgres World is closed")
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await self._open()
+        return self._pool
+
+    async def _open(self) -> AsyncConnectionPool[Connection]:
+        conninfo = self.config.conninfo()
+        first = await self.connect()  # fails fast and clearly on a bad URL or password
+        try:
+            await asyncio.to_thread(migrate, conninfo, self.config.schema)
+            with translated():
+                for name in ROW_TYPES:
+                    info = await CompositeInfo.fetch(first, f"{self.config.schema}.{name}")
+                    assert info is not None, name
+                    self._types.append(info)
+        finally:
+            await first.close()
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            conninfo,
+            kwargs={**self.connection_kwargs(), "row_factory": dict_row},
+            min_size=1,
+            max_size=self.config.pool_size,
+            open=False,
+            configure=self._configure,
+            check=AsyncConnectionPool.check_connection,
+            timeout=self.config.connect_timeout,
+            name=f"worlds-{self.config.schema}",
+        )
+        with translated():
+            await pool.open(wait=True, timeout=self.config.connect_timeout)
+        return pool
+
+    async def _configure(self, conn: Connection) -> None:
+        for info in self._types:
+            register_composite(info, conn, make_object=_as_dict)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        pool = await self.pool()
+        with translated():
+            async with pool.connection() as conn:
+                yield conn
+
+    async def fetchone(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Row | None:
+        rows = await self.fetchall(query, params)
+        return rows[0] if rows else None
+
+    async def fetchall(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+        """Run one statement (NUL-escaping parameters and results, see :mod:`.nul_escape`)."""
+        async with self.connection() as conn:
+            cur = await conn.execute(query.encode(), escape_params(params))
+            return [unescape_value(row) for row in await cur.fetchall()]
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

@@ -1,0 +1,114 @@
+"""The durable queue in PostgreSQL: enqueue, and :class:`~worlds_sdk.consumer.MessageStore` for the shared loop.
+
+Delivery itself (handlers, heartbeats, back-off, dead-lettering decisions) is
+:class:`worlds_sdk.consumer.Consumer`; this module only moves message rows. A
+claim is one ``UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)`` (``claim_v1``),
+so concurrent consumers in any number of processes never claim one message
+twice and never wait on each other. Every later call is conditional on the
+claim id, so a consumer that lost its lease cannot settle a message that another
+consumer now holds. Times come from the database clock, one clock for all hosts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from worlds_sdk.codec import dumps, from_wire
+from worlds_sdk.consumer import Delivery
+from worlds_sdk.errors import ValidationError
+from worlds_sdk.ids import new_id
+from worlds_sdk.models import Enqueued
+from worlds_sdk.queue_names import check_queue_name
+
+from .database import Database, Row
+from .nul_escape import escape_json
+from .queries import query
+
+
+def _check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ValidationError("must map strings to strings", field="headers")
+    return dict(headers)
+
+
+async def enqueue(
+    db: Database,
+    queue_name: str,
+    message: Any,
+    *,
+    deployment_id: str | None,
+    idempotency_key: str | None,
+    delay_seconds: float | None,
+    headers: Mapping[str, str] | None,
+) -> Enqueued:
+    """Store one message (durable once this returns); the same unacked idempotency key gives the same id."""
+    check_queue_name(queue_name)
+    if delay_seconds is not None and (isinstance(delay_seconds, bool) or not isinstance(delay_seconds, (int, float))):
+        raise ValidationError("must be a number of seconds", field="delay_seconds")
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
+        raise ValidationError("must be a non-empty string", field="idempotency_key")
+    row = await db.fetchone(
+        query("enqueue"),
+        {
+            "message_id": new_id("msg"),
+            "queue_name": queue_name,
+            "body": escape_json(dumps(message)),
+            "headers": escape_json(dumps(_check_headers(headers))),
+            "deployment_id": deployment_id,
+            "idempotency_key": idempotency_key,
+            "delay_seconds": float(delay_seconds or 0.0),
+        },
+    )
+    assert row is not None
+    return Enqueued(message_id=row["message_id"])
+
+
+def _delivery(row: Row) -> Delivery:
+    return Delivery(
+        message_id=row["message_id"],
+        queue_name=row["queue_name"],
+        message=from_wire(row["body"]),
+        attempt=row["attempt"],
+        failures=row["failures"],
+        claim_id=row["claim_id"],
+        headers=from_wire(row["headers"]),
+    )
+
+
+class PostgresMessageStore:
+    """Message rows under leases; see :mod:`worlds_sdk.consumer` for the contract."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
+        rows = await self._db.fetchall(
+            query("claim"), {"prefixes": list(prefixes), "lease_seconds": float(lease_seconds), "limit": 1}
+        )
+        return _delivery(rows[0]) if rows else None
+
+    async def extend_lease(self, delivery: Delivery, lease_seconds: float) -> bool:
+        return await self._settle("extend_lease", delivery, seconds=float(lease_seconds))
+
+    async def ack(self, delivery: Delivery) -> bool:
+        return await self._settle("ack", delivery)
+
+    async def reschedule(self, delivery: Delivery, delay_seconds: float) -> bool:
+        return await self._settle("reschedule", delivery, seconds=float(delay_seconds))
+
+    async def fail(self, delivery: Delivery, *, delay_seconds: float, dead_letter: bool, error: str) -> bool:
+        error = error.replace("\x00", "\\x00")  # text columns cannot hold NUL
+        if dead_letter:
+            return await self._settle("dead_letter", delivery, error=error)
+        return await self._settle("fail", delivery, seconds=float(delay_seconds), error=error)
+
+    async def _settle(self, name: str, delivery: Delivery, **params: Any) -> bool:
+        row = await self._db.fetchone(
+            query(name), {"message_id": delivery.message_id, "claim_id": delivery.claim_id, **params}
+        )
+        return row is not None

@@ -1,0 +1,235 @@
+"""The ``worlds`` command, run in-process through ``main(argv)`` and, where a fresh interpreter matters, as a process.
+
+These tests use the environment's real plugins: the local World is installed
+(editable) with the project, under the ``local`` entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worlds_sdk import SPEC_VERSION, __version__
+from worlds_sdk.cli import COMMANDS, main, pytest_arguments
+from worlds_sdk.manifest import parse_manifest
+
+REPO_MANIFEST = Path(__file__).parents[2] / "worlds-manifest.json"
+LOCAL_CAPABILITIES = "crash_safe, delayed_delivery, durable_queue, live_streams, multi_process"
+
+
+@pytest.fixture(autouse=True)
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from an empty directory, so no ./worlds-manifest.json is picked up by accident."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def worlds_process(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worlds_sdk.cli", *argv], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def write_manifest(directory: Path, *entries: dict[str, Any]) -> Path:
+    path = directory / "worlds-manifest.json"
+    path.write_text(json.dumps({"worlds": list(entries)}))
+    return path
+
+
+def local_entry(**fields: Any) -> dict[str, Any]:
+    repo_local = json.loads(REPO_MANIFEST.read_text())["worlds"][0]
+    assert repo_local["id"] == "local"
+    return {key: value for key, value in repo_local.items() if key != "$schema"} | fields
+
+
+def test_version_names_the_package_version_and_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "--version") == (0, f"worlds {__version__} (World spec version {SPEC_VERSION})\n", "")
+
+
+def test_help_and_version_import_no_world(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from worlds_sdk.cli import main\n"
+        "assert main(['--help']) == 0 and main(['--version']) == 0\n"
+        "print([m for m in sys.modules if m.startswith(('reference_worlds', 'conformance', 'pytest'))])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_list_shows_the_installed_local_world_from_its_plugin(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "list")
+
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["ID", "STATUS", "SPEC", "CAPABILITIES", "SOURCE"]
+    (local,) = [row for row in rows if row.startswith("local ")]
+    assert local.split()[:3] == ["local", "installed", "3"]
+    assert LOCAL_CAPABILITIES in local
+    assert "plugin local (worlds-sdk)" in local
+
+
+def test_list_merges_the_manifest_with_installed_plugins(capsys: pytest.CaptureFixture[str], elsewhere: Path) -> None:
+    ghost = local_entry(id="ghost", name="Ghost", entryPoint="ghost", package="worlds-ghost")
+    write_manifest(elsewhere, local_entry(), ghost)
+
+    code, out, _ = run(capsys, "list", "--json")
+
+    assert code == 0
+    rows = {row["id"]: row for row in json.loads(out)["worlds"]}
+    assert list(rows)[:2] == ["local", "ghost"]
+    assert rows["local"] == {
+        "id": "local",
+        "status": "installed",
+        "name": "Local",
+        "description": local_entry()["description"],
+        "inManifest": True,
+        "plugin": "local",
+        "distribution": "worlds-sdk",
+        "specVersions": [3],
+        "capabilities": LOCAL_CAPABILITIES.split(", "),
+    }
+    assert (rows["ghost"]["status"], rows["ghost"]["plugin"]) == ("not installed", None)
+
+
+def test_list_warns_when_the_manifest_and_the_plugin_disagree(
+    capsys: pytest.CaptureFixture[str], elsewhere: Path
+) -> None:
+    manifest = write_manifest(elsewhere, local_entry(capabilities=["durable_queue"]))
+
+    code, _, err = run(capsys, "list", "--manifest", str(manifest))
+
+    assert code == 0
+    assert (
+        "worlds: warning: local: the manifest claims capabilities [durable_queue], the installed plugin declares "
+        f"[{LOCAL_CAPABILITIES}]"
+    ) in err.splitlines()
+
+
+def test_list_with_an_invalid_manifest_is_one_error_line(capsys: pytest.CaptureFixture[str], elsewhere: Path) -> None:
+    write_manifest(elsewhere, local_entry(capabilities=["x"]), local_entry())
+
+    code, out, err = run(capsys, "list")
+
+    assert (code, out) == (2, "")
+    assert err == (
+        "worlds: error: worlds-manifest.json: invalid manifest, 2 problems "
+        "(see 'worlds validate-manifest worlds-manifest.json'); first: $.worlds[0].capabilities[0]: "
+        "unknown capability 'x'; known: crash_safe, delayed_delivery, durable_queue, effectively_once_delivery, "
+        "encryption, legacy_spec_1, live_streams, multi_process\n"
+    )
+
+
+def test_validate_manifest_accepts_the_repo_manifest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "validate-manifest", str(REPO_MANIFEST))
+
+    assert (code, err) == (0, "")
+    assert out == f"{REPO_MANIFEST}: valid (2 Worlds: local, postgres)\n"
+
+
+def test_validate_manifest_prints_every_problem_and_fails(capsys: pytest.CaptureFixture[str], elsewhere: Path) -> None:
+    nameless = local_entry(id="nameless")
+    del nameless["id"]
+    sick = local_entry(id="sick", services=[{"name": "db", "image": "db:1", "healthCheck": {"retries": 0}}])
+    write_manifest(
+        elsewhere, nameless, local_entry(), local_entry(), local_entry(id="dreamer", capabilities=["telepathy"]), sick
+    )
+
+    code, out, err = run(capsys, "validate-manifest")
+
+    assert code == 1
+    assert [line.split(": ")[0] for line in out.splitlines()] == [
+        "$.worlds[0].id",
+        "$.worlds[2].id",
+        "$.worlds[3].capabilities[0]",
+        "$.worlds[4].services[0].healthCheck.cmd",
+        "$.worlds[4].services[0].healthCheck.retries",
+    ]
+    assert "duplicate id 'local'" in out
+    assert "unknown capability 'telepathy'" in out
+    assert err == "worlds-manifest.json: 5 problems\n"
+
+
+def test_validate_manifest_without_a_file_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "validate-manifest") == (
+        2,
+        "",
+        "worlds: error: worlds-manifest.json: No such file or directory\n",
+    )
+
+
+def test_test_with_an_unknown_world_fails_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "test", "no-such-world", "-x")
+
+    assert (code, out) == (2, "")
+    (line,) = err.splitlines()
+    assert line.startswith(
+        "worlds: error: no World 'no-such-world': not a manifest id, installed World id, entry-point name "
+        "or distribution name (known Worlds: "
+    )
+    assert "local" in line
+
+
+def test_test_runs_the_conformance_suite_and_returns_pytest_exit_code(tmp_path: Path) -> None:
+    collected = worlds_process("test", "local", "--collect-only", "-q", cwd=tmp_path)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert "test_events.py::" in collected.stdout
+    assert " tests collected in " in collected.stdout
+
+    nothing = worlds_process("test", "local", "-q", "-k", "no_test_has_this_name", cwd=tmp_path)
+    assert nothing.returncode == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_pytest_gets_the_world_and_loads_the_plugin_only_when_not_autoloaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    assert pytest_arguments("local", ["-x"]) == ["--world=local", "-x"]
+    assert pytest_arguments("local", ["--disable-plugin-autoload"]) == [
+        "--world=local",
+        "-p",
+        "conformance.plugin",
+        "--disable-plugin-autoload",
+    ]
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert pytest_arguments("local", []) == ["--world=local", "-p", "conformance.plugin"]
+
+
+def test_pytest_gets_a_manifest_module_attr_reference_it_can_resolve_without_the_manifest() -> None:
+    manifest = parse_manifest({"worlds": [local_entry(id="mine", entryPoint="my_world.plugin:BACKEND")]})
+    assert pytest_arguments("mine", [], manifest=manifest)[0] == "--world=my_world.plugin:BACKEND"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+        (["list", "--colour"], "unrecognized arguments: --colour"),
+        (["test"], "the following arguments are required: WORLD"),
+        (["list", "--manifest", "absent.json"], "absent.json: No such file or directory"),
+    ],
+)
+def test_bad_input_is_one_error_line_never_a_traceback(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+
+    assert (code, out) == (2, "")
+    (line,) = err.splitlines()
+    assert line.startswith(f"worlds: error: {message}")
+
+
+def test_subcommands_are_registered_in_one_place() -> None:
+    assert list(COMMANDS) == ["list", "validate-manifest", "test"]

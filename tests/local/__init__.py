@@ -1,0 +1,1 @@
+"""Tests of the reference local World (a package, so module names cannot clash with other tests/ dirs)."""

@@ -1,0 +1,301 @@
+"""The durable queue: the SDK's Consumer over the local message store, in one process and several."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.builders import new_run, terminal_request
+from reference_worlds.local import LocalWorld
+from reference_worlds.local.database import Database
+from reference_worlds.local.queue import LocalQueue
+from reference_worlds.local.signals import Notifier
+from worlds_sdk.errors import ValidationError
+from worlds_sdk.models import MessageMeta, Reschedule
+
+Poll = Callable[..., Awaitable[Any]]
+
+Q = "__wkf_step_work"
+PREFIX = "__wkf_step_"
+
+
+class Recorder:
+    """A handler that records (message, attempt, message_id, time) and answers with ``outcome(meta)``."""
+
+    def __init__(self, outcome: Callable[[MessageMeta], Awaitable[Reschedule | None]] | None = None) -> None:
+        self.seen: list[tuple[Any, int, str, float]] = []
+        self._outcome = outcome
+
+    async def __call__(self, message: Any, meta: MessageMeta) -> Reschedule | None:
+        self.seen.append((message, meta.attempt, meta.message_id, time.time()))
+        return None if self._outcome is None else await self._outcome(meta)
+
+    async def count(self, n: int) -> bool:
+        return len(self.seen) >= n
+
+
+def with_world(config: dict[str, Any], body: Callable[[LocalWorld], Awaitable[None]], **overrides: Any) -> None:
+    async def main() -> None:
+        world = LocalWorld({**config, **overrides})
+        try:
+            await body(world)
+        finally:
+            await world.close()
+
+    asyncio.run(main())
+
+
+def test_a_raising_handler_gets_the_same_message_again_with_attempt_plus_one(
+    config: dict[str, Any], eventually: Poll
+) -> None:
+    async def fail_first(meta: MessageMeta) -> None:
+        if meta.attempt == 1:
+            raise RuntimeError("transient")
+
+    async def body(world: LocalWorld) -> None:
+        handler = Recorder(fail_first)
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        sent = await world.queue(Q, {"blob": b"\x00\xff", "n": 1})
+        await eventually(lambda: handler.count(2), what="a redelivery")
+        assert [(m, a, i) for m, a, i, _ in handler.seen] == [
+            ({"blob": b"\x00\xff", "n": 1}, a, sent.message_id) for a in (1, 2)
+        ]
+        assert await world.dead_letters() == []
+
+    with_world(config, body)
+
+
+def test_reschedule_redelivers_the_same_message_not_before_its_timeout_and_is_no_failure(
+    config: dict[str, Any], eventually: Poll
+) -> None:
+    async def sleep_three_times(meta: MessageMeta) -> Reschedule | None:
+        return Reschedule(timeout_seconds=0.3) if meta.attempt <= 3 else None
+
+    async def body(world: LocalWorld) -> None:
+        handler = Recorder(sleep_three_times)
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        await world.queue(Q, "sleepy")
+        await eventually(lambda: handler.count(4), what="four deliveries")
+        times = [t for *_, t in handler.seen]
+        assert [a for _, a, _, _ in handler.seen] == [1, 2, 3, 4]
+        assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(times))
+        assert len({i for _, _, i, _ in handler.seen}) == 1
+        assert await world.dead_letters() == [], "reschedules are not failures, even past max_attempts"
+
+    with_world(config, body, max_attempts=2)
+
+
+def test_a_delayed_message_is_not_delivered_early(config: dict[str, Any], eventually: Poll) -> None:
+    async def body(world: LocalWorld) -> None:
+        handler = Recorder()
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        before = time.time()
+        await world.queue(Q, "later", delay_seconds=0.5)
+        await eventually(lambda: handler.count(1), what="the delayed message")
+        assert handler.seen[0][3] - before >= 0.5
+
+    with_world(config, body)
+
+
+def test_an_idempotency_key_gives_one_message_until_it_is_acked(config: dict[str, Any], eventually: Poll) -> None:
+    async def body(world: LocalWorld) -> None:
+        first = await world.queue(Q, "once", idempotency_key="k")
+        second = await world.queue(Q, "once again", idempotency_key="k")
+        assert first == second
+        await world.queue(Q, "sentinel")  # concurrency 1: handled after the keyed message
+        handler = Recorder()
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        await eventually(lambda: handler.count(2), what="the keyed message and the sentinel")
+        assert [m for m, *_ in handler.seen] == ["once", "sentinel"]
+        third = await world.queue(Q, "after the ack", idempotency_key="k")
+        assert third != first
+        await eventually(lambda: handler.count(3), what="the re-keyed message")
+
+    with_world(config, body, concurrency=1)
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_never_dropped(config: dict[str, Any], eventually: Poll) -> None:
+    async def always_fail(meta: MessageMeta) -> None:
+        raise ValueError(f"bad message, attempt {meta.attempt}")
+
+    async def body(world: LocalWorld) -> None:
+        handler = Recorder(always_fail)
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        sent = await world.queue(Q, {"poison": True})
+        dead = await eventually(world.dead_letters, what="the dead letter")
+        assert [(d.message_id, d.queue_name, d.message, d.attempt, d.failures) for d in dead] == [
+            (sent.message_id, Q, {"poison": True}, 3, 3)
+        ]
+        assert "ValueError: bad message, attempt 3" in dead[0].error
+        assert [a for _, a, _, _ in handler.seen] == [1, 2, 3]
+
+    with_world(config, body, max_attempts=3)
+
+
+def test_a_running_handler_keeps_its_lease_against_another_consumer(config: dict[str, Any], eventually: Poll) -> None:
+    """Q-5: the heartbeat extends the lease, so a handler slower than the lease is not doubled."""
+
+    async def slow(meta: MessageMeta) -> None:
+        await asyncio.sleep(1.5)  # three lease lengths: the work, not a wait for a condition
+
+    async def body(world: LocalWorld) -> None:
+        rival = LocalWorld({**config, "lease_seconds": 0.5})
+        holder, other = Recorder(slow), Recorder()
+        rival.register_handler(PREFIX, other)
+        world.register_handler(PREFIX, holder)
+        await world.start()
+        await world.queue(Q, "long job")
+        await eventually(lambda: holder.count(1), what="the first delivery")
+        await rival.start()
+        await eventually(lambda: _acked(world), what="the slow handler's ack")
+        await rival.close()
+        assert other.seen == []
+
+    with_world(config, body, lease_seconds=0.5)
+
+
+async def _acked(world: LocalWorld) -> bool:
+    count: int = await world._db.read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone()[0])
+    return count == 0
+
+
+CONSUMER = """
+import asyncio, sys
+from reference_worlds.local import LocalWorld
+
+async def main():
+    world = LocalWorld({"path": sys.argv[1], "lease_seconds": 1.0, "poll_interval": 0.02})
+
+    async def hold(message, meta):
+        print(meta.message_id, meta.attempt, flush=True)
+        await asyncio.Event().wait()
+
+    world.register_handler("__wkf_step_", hold)
+    await world.start()
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_a_sigkilled_consumers_message_goes_to_another_process_after_its_lease(
+    config: dict[str, Any], eventually: Poll
+) -> None:
+    async def body(world: LocalWorld) -> None:
+        sent = await world.queue(Q, "survives a crash")
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CONSUMER, config["path"], stdout=asyncio.subprocess.PIPE
+        )
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), 60)
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+        assert line.split() == [sent.message_id.encode(), b"1"]
+        handler = Recorder()
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        await eventually(lambda: handler.count(1), what="the redelivery")
+        assert handler.seen[0][1:3] == (2, sent.message_id)
+
+    with_world(config, body)
+
+
+def test_close_releases_the_messages_of_handlers_it_cancels(config: dict[str, Any], eventually: Poll) -> None:
+    async def forever(meta: MessageMeta) -> None:
+        await asyncio.Event().wait()
+
+    async def body(world: LocalWorld) -> None:
+        stuck = Recorder(forever)
+        world.register_handler(PREFIX, stuck)
+        await world.start()
+        await world.queue(Q, "released")
+        await eventually(lambda: stuck.count(1), what="the first delivery")
+        await world.close()  # grace 0.1 s, then cancel and release
+        successor = LocalWorld(config)
+        handler = Recorder()
+        successor.register_handler(PREFIX, handler)
+        await successor.start()
+        try:  # the lease is 60 s: only the release lets the successor see it within the deadline
+            await eventually(lambda: handler.count(1), what="the released message", timeout=20)
+        finally:
+            await successor.close()
+        assert handler.seen[0][1] == 2
+
+    with_world({**config, "lease_seconds": 60.0, "shutdown_grace": 0.1}, body)
+
+
+def test_start_re_enqueues_each_pending_or_running_run_once(config: dict[str, Any], eventually: Poll) -> None:
+    async def body(world: LocalWorld) -> None:
+        pending, running, done = await new_run(world), await new_run(world, started=True), await new_run(world)
+        await world.events.create(done.run_id, terminal_request("completed"))
+        twin = LocalWorld(config)
+        await twin.start()  # no handlers: it only re-enqueues
+        await twin.close()
+        handler = Recorder()
+        world.register_handler("__wkf_workflow_", handler)
+        await world.start()  # re-enqueues again: the idempotency key holds them to one each
+        await eventually(lambda: handler.count(2), what="the recovered runs")
+        await world.queue(Q, "sentinel")
+        world.register_handler(PREFIX, handler)
+        await eventually(lambda: handler.count(3), what="the sentinel")
+        assert sorted(m["run_id"] for m, *_ in handler.seen[:2]) == sorted([pending.run_id, running.run_id])
+        assert len(handler.seen) == 3
+
+    with_world(config, body, concurrency=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("work", {}),
+        ("__wkf_other_x", {}),
+        (Q, {"delay_seconds": -1}),
+        (Q, {"delay_seconds": float("inf")}),
+        (Q, {"headers": {"a": 1}}),
+        (Q, {"message": {1: "non-string key"}}),
+    ],
+)
+def test_bad_enqueue_arguments_are_validation_errors(config: dict[str, Any], name: str, kwargs: dict[str, Any]) -> None:
+    async def body(world: LocalWorld) -> None:
+        message = kwargs.pop("message", "m")
+        with pytest.raises(ValidationError):
+            await world.queue(name, message, **kwargs)
+        assert await _acked(world)
+
+    with_world(config, body)
+
+
+def test_the_store_counts_an_expired_lease_as_a_failure_and_ignores_the_stale_claim(
+    tmp_path: Path, eventually: Poll
+) -> None:
+    async def main() -> None:
+        db = Database(tmp_path / "world", busy_timeout=5)
+        store = LocalQueue(db, Notifier())
+        try:
+            await store.enqueue(Q, "m")
+            first = await store.claim([PREFIX], lease_seconds=0.05)
+            assert first is not None and (first.attempt, first.failures) == (1, 0)
+            assert await store.claim([PREFIX], lease_seconds=0.05) is None, "leased: invisible"
+            second = await eventually(lambda: store.claim([PREFIX], lease_seconds=30), what="the lease to expire")
+            assert (second.message_id, second.attempt, second.failures) == (first.message_id, 2, 1)
+            assert not await store.ack(first), "the stale claim cannot ack"
+            assert not await store.extend_lease(first, 30)
+            assert await store.claim(["__wkf_workflow_"], lease_seconds=30) is None, "other prefixes do not match"
+            assert await store.ack(second)
+        finally:
+            await db.close()
+
+    asyncio.run(main())

@@ -1,0 +1,88 @@
+"""Fixtures for the Postgres World's own tests: one real server per session, a fresh schema per test.
+
+The server comes from the plugin's sandbox, so these tests start PostgreSQL the
+same way ``pytest --world=postgres`` does: ``$WORLDS_POSTGRES_URL``, else
+testcontainers, else the local server binaries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from reference_worlds.postgres.plugin import PostgresSandbox, postgres_sandbox
+
+T = TypeVar("T")
+CHILD = Path(__file__).with_name("pg_child.py")
+
+
+@pytest.fixture(scope="session")
+def pg_sandbox() -> Iterator[PostgresSandbox]:
+    with postgres_sandbox({}) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def pg_config(pg_sandbox: PostgresSandbox) -> Iterator[dict[str, Any]]:
+    """A freshly migrated schema of its own, with short leases, polls and back-offs."""
+    with pg_sandbox.instance() as config:
+        yield {**config, "backoff_initial": 0.05, "backoff_max": 0.2}
+
+
+async def poll_until(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Child:
+    """A process running ``pg_child.py``: it opens the World, says ``ready``, waits for ``go``, reports."""
+
+    def __init__(self, config: Mapping[str, Any], op: Mapping[str, Any]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD), json.dumps({"config": dict(config), **op})],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_ready(self) -> None:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == "ready", line + (self.proc.stderr.read() if self.proc.stderr else "")
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def result(self, timeout: float = 60.0) -> dict[str, Any]:
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, err
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return result
+
+
+def race(config: Mapping[str, Any], ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Start one process per op, let all open the World, then release them at once; their results."""
+    children = [Child(config, op) for op in ops]
+    for child in children:
+        child.wait_ready()
+    for child in children:
+        child.go()
+    return [child.result() for child in children]
