@@ -14,6 +14,7 @@ exit code, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -270,6 +271,40 @@ def pytest_arguments(world: str, extra: Sequence[str], *, manifest: Manifest | N
     autoload_off = bool(os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")) or "--disable-plugin-autoload" in extra
     plugin = ["-p", "conformance.plugin"] if autoload_off else []
     return [f"--world={reference}", *plugin, *extra]
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    _manifest_option(parser)
+    parser.add_argument("world", metavar="WORLD", help="a manifest or plugin id, a distribution, or module:attr")
+    parser.add_argument("--world-config", default="", help="the World's settings as a JSON object")
+    parser.add_argument("--events", type=int, default=1000, help="events.create calls per run (default 1000)")
+    parser.add_argument("--messages", type=int, default=1000, help="queue messages per run (default 1000)")
+    parser.add_argument("--latency-samples", type=int, default=200, help="one-at-a-time messages for latency")
+    parser.add_argument("--writers", default="1,4", help="concurrent event writers to measure, e.g. 1,4")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+@command("bench", "Measure a World: events.create/s, queue messages/s, enqueue->handler latency.",
+         arguments=_bench_arguments)  # fmt: skip
+def run_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    backend = resolve_world(args.world, manifest=_manifest(args))
+    try:
+        settings = json.loads(args.world_config) if args.world_config else {}
+        writers = [int(w) for w in args.writers.split(",") if w]
+    except ValueError as exc:
+        raise CommandError(f"bad --world-config or --writers: {exc}") from None
+    result = bench.run(
+        backend, settings, events=args.events, messages=args.messages, latency_samples=args.latency_samples,
+        writers=writers, repeats=args.repeats,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return 0
 
 
 def _message(exc: BaseException) -> str:

@@ -78,11 +78,22 @@ class Child:
         return result
 
 
-def race(config: Mapping[str, Any], ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Start one process per op, let all open the World, then release them at once; their results."""
+def _race(config: Mapping[str, Any], ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
     children = [Child(config, op) for op in ops]
     for child in children:
         child.wait_ready()
     for child in children:
         child.go()
     return [child.result() for child in children]
+
+
+@pytest.fixture
+def race() -> Callable[[Mapping[str, Any], list[dict[str, Any]]], list[dict[str, Any]]]:
+    """``race(config, ops)``: one process per op; all open the World, then go at once; their outcomes."""
+    return _race
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[Any]]:
+    """:func:`poll_until`, as a fixture: ``await eventually(check, what=...)``."""
+    return poll_until
