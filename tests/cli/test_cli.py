@@ -232,4 +232,20 @@ def test_bad_input_is_one_error_line_never_a_traceback(
 
 
 def test_subcommands_are_registered_in_one_place() -> None:
-    assert list(COMMANDS) == ["list", "validate-manifest", "test"]
+    assert list(COMMANDS) == ["list", "validate-manifest", "test", "bench"]
+
+
+def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "bench", "local", "--events", "20", "--messages", "20", "--latency-samples", "5",
+        "--writers", "1", "--repeats", "1", "--json",
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads(out)
+    assert result["world"] == "local" and result["events_per_second"]["1"] > 0
+    assert result["messages_per_second"] > 0 and result["latency_p99_ms"] >= result["latency_p50_ms"] > 0
+
+
+def test_bench_rejects_bad_writers(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "bench", "local", "--writers", "one")
+    assert code == 2 and err.startswith("worlds: error: bad --world-config or --writers")
