@@ -1,0 +1,119 @@
+"""The PostgreSQL MessageStore under the shared Consumer: claims, leases, idempotency, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from reference_worlds.postgres import PostgresConfig, PostgresWorld
+from reference_worlds.postgres.database import Database
+from reference_worlds.postgres.queue import PostgresMessageStore, enqueue
+from worlds_sdk.consumer import Delivery
+from worlds_sdk.models import EventRequest
+
+pytestmark = pytest.mark.postgres
+
+QUEUE = "__wkf_step_test/queue"
+PREFIXES = ["__wkf_step_"]
+
+
+async def _put(db: Database, n: int, **kwargs: Any) -> str:
+    options: dict[str, Any] = {"deployment_id": None, "idempotency_key": None, "delay_seconds": None, "headers": None}
+    return (await enqueue(db, QUEUE, {"n": n}, **{**options, **kwargs})).message_id
+
+
+def _with_dbs(config: dict[str, Any], n: int, body: Callable[[list[Database]], Awaitable[None]]) -> None:
+    """Run ``body`` with ``n`` independent pools on the test's schema."""
+
+    async def main() -> None:
+        dbs = [Database(PostgresConfig.from_mapping(config)) for _ in range(n)]
+        try:
+            await body(dbs)
+        finally:
+            await asyncio.gather(*(db.close() for db in dbs))
+
+    asyncio.run(main())
+
+
+def test_concurrent_claimers_never_share_a_message(pg_config: dict[str, Any]) -> None:
+    async def body(dbs: list[Database]) -> None:
+        sent = {await _put(dbs[0], n) for n in range(40)}
+        stores = [PostgresMessageStore(db) for db in dbs]
+
+        async def drain(store: PostgresMessageStore) -> list[Delivery]:
+            got = []
+            while (delivery := await store.claim(PREFIXES, 30)) is not None:
+                got.append(delivery)
+            return got
+
+        claimed = [d.message_id for batch in await asyncio.gather(*(drain(s) for s in stores)) for d in batch]
+        assert sorted(claimed) == sorted(sent)
+
+    _with_dbs(pg_config, 4, body)
+
+
+def test_an_expired_claim_counts_a_failure_and_can_no_longer_settle(pg_config: dict[str, Any], eventually: Any) -> None:
+    async def body(dbs: list[Database]) -> None:
+        db = dbs[0]
+        store = PostgresMessageStore(db)
+        await _put(db, 1)
+        first = await store.claim(PREFIXES, 0.2)
+        assert first is not None and (first.attempt, first.failures) == (1, 0)
+        second = await eventually(lambda: store.claim(PREFIXES, 30), what="redelivery after the lease ran out")
+        assert (second.message_id, second.attempt, second.failures) == (first.message_id, 2, 1)
+        assert second.claim_id != first.claim_id
+        assert not await store.ack(first) and not await store.extend_lease(first, 30)
+        assert await store.ack(second)
+        assert await store.claim(PREFIXES, 30) is None
+
+    _with_dbs(pg_config, 1, body)
+
+
+def test_delay_idempotency_and_dead_letters(pg_config: dict[str, Any]) -> None:
+    async def body(dbs: list[Database]) -> None:
+        db = dbs[0]
+        store = PostgresMessageStore(db)
+        await _put(db, 0, delay_seconds=3600)
+        assert await store.claim(PREFIXES, 30) is None  # not before its time (Q-4)
+        first = await _put(db, 1, idempotency_key="k")
+        assert await _put(db, 2, idempotency_key="k") == first  # Q-3 while unacked
+        delivery = await store.claim(PREFIXES, 30)
+        assert delivery is not None and delivery.message == {"n": 1}
+        assert await store.fail(delivery, delay_seconds=0, dead_letter=True, error="gave up\x00")
+        assert await _put(db, 3, idempotency_key="k") != first  # the key is free once the message is gone
+        with psycopg.connect(db.config.conninfo()) as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT message_id, failures, last_error FROM {}.dead_letters").format(
+                    sql.Identifier(db.config.schema)
+                )
+            ).fetchall()
+        assert rows == [(first, 1, "gave up\\x00")]
+
+    _with_dbs(pg_config, 1, body)
+
+
+def test_start_reenqueues_each_live_run_once_while_unacked(pg_config: dict[str, Any]) -> None:
+    async def body() -> None:
+        world = PostgresWorld(pg_config)
+        request = EventRequest(
+            event_type="run_created", event_data={"deployment_id": "d", "workflow_name": "wf", "input": b""}
+        )
+        run = (await world.events.create(None, request)).run
+        assert run is not None
+        await world.start()
+        await world.close()
+        again = PostgresWorld(pg_config)
+        await again.start()  # no handler registered: nothing is consumed
+        await again.close()
+        with psycopg.connect(pg_config["url"]) as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT queue_name, body FROM {}.messages").format(sql.Identifier(pg_config["schema"]))
+            ).fetchall()
+        assert rows == [("__wkf_workflow_wf", {"run_id": run.run_id})]
+
+    asyncio.run(body())
