@@ -34,6 +34,8 @@ HOOK_SLOTS = ("h1", "h2")
 HOOK_KINDS = ("hook_created", "hook_created", "hook_received", "hook_disposed")
 TOKENS = ("tok-a", "tok-b", "tok-c")
 WAIT_IDS = ("w1", "w2")
+MAX_RUNS = 3
+"""Few runs, so steps, hooks and terminal events often meet on the same run."""
 
 
 class _WorldMachine(RuleBasedStateMachine):
@@ -98,6 +100,7 @@ def events_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
         def first_run(self) -> str:
             return self.create_run()
 
+        @precondition(lambda self: len(self.oracle.runs) < MAX_RUNS)
         @rule(target=runs)
         def create_run(self) -> str:
             result = self.run(self.world.events.create(None, run_created_request()))
@@ -105,6 +108,7 @@ def events_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
             self.oracle.apply(result.run.run_id, run_created_request(), datetime.now(UTC))
             return result.run.run_id
 
+        @precondition(lambda self: len(self.oracle.runs) < MAX_RUNS)
         @rule(target=runs)
         def bootstrap_run(self) -> str:
             run_id = ids.new_id("wrun")

@@ -1,4 +1,5 @@
-"""Hypothesis profiles for the suite: ``default``, ``ci`` (derandomised, bounded) and ``nightly``.
+"""Hypothesis profiles for the suite: ``default``, ``ci`` (derandomised, bounded), ``nightly``,
+and ``quick`` (``ci`` without shrinking).
 
 Chosen with hypothesis's own ``--hypothesis-profile`` option or the environment
 variable ``WORLDS_HYPOTHESIS_PROFILE``. They are registered only when a World is
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 ENV_VAR = "WORLDS_HYPOTHESIS_PROFILE"
-PROFILES = ("default", "ci", "nightly")
+PROFILES = ("default", "ci", "nightly", "quick")
 
 
 def register_and_load(choice: str | None) -> str:
@@ -27,6 +28,10 @@ def register_and_load(choice: str | None) -> str:
         "ci", max_examples=10, stateful_step_count=25, derandomize=True, print_blob=True, **common
     )
     settings.register_profile("nightly", max_examples=300, stateful_step_count=80, **common)
+    # ci without shrinking: for runs that only need to know *whether* a check fails (the mutant meta-tests).
+    settings.register_profile(
+        "quick", parent=settings.get_profile("ci"), phases=[Phase.explicit, Phase.reuse, Phase.generate]
+    )
     name = choice or os.environ.get(ENV_VAR) or "default"
     if name not in PROFILES:
         raise ValueError(f"unknown hypothesis profile {name!r}; choose one of {', '.join(PROFILES)}")

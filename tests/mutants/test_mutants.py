@@ -23,7 +23,7 @@ CONTROL = ("test_EV3_world_mints_run_ids", "EV-3")
 def run_suite(world: str, selection: str, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     report = tmp_path / "report.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "WORLDS_HYPOTHESIS_PROFILE": "ci"}  # fmt: skip
+           "WORLDS_HYPOTHESIS_PROFILE": "quick"}  # fmt: skip
     proc = subprocess.run(
         [
             sys.executable,

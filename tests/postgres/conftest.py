@@ -16,8 +16,10 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
 
+from reference_worlds.postgres.database import application_name
 from reference_worlds.postgres.plugin import PostgresSandbox, postgres_sandbox
 
 T = TypeVar("T")
@@ -97,3 +99,39 @@ def race() -> Callable[[Mapping[str, Any], list[dict[str, Any]]], list[dict[str,
 def eventually() -> Callable[..., Awaitable[Any]]:
     """:func:`poll_until`, as a fixture: ``await eventually(check, what=...)``."""
     return poll_until
+
+
+class WorldConnections:
+    """The server-side view of one World's connections (pools and LISTEN), found by application_name."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self.url = url
+        self.name = application_name(schema)
+
+    def count(self, query: str) -> int:
+        """The integer result of ``query``, whose one parameter is the World's application_name."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            row = conn.execute(query.encode(), (self.name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def terminate(self) -> int:
+        """``pg_terminate_backend`` on every connection of the World; how many there were."""
+        return self.count("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s")
+
+    def listening(self) -> bool:
+        """Whether the World's LISTEN connection is up (its last statement was a LISTEN)."""
+        return bool(
+            self.count("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'LISTEN%%'")
+        )
+
+
+@pytest.fixture
+def connections(pg_config: dict[str, Any]) -> WorldConnections:
+    """The connections of the test's own World (``pg_config``)."""
+    return WorldConnections(pg_config["url"], pg_config["schema"])
+
+
+@pytest.fixture
+def connections_of() -> type[WorldConnections]:
+    """``connections_of(url, schema)``: the connections of a World on another server or schema."""
+    return WorldConnections

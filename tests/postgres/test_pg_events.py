@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 from reference_worlds.postgres import PostgresWorld
 from worlds_sdk import SPEC_VERSION, rules
-from worlds_sdk import events as ev
 from worlds_sdk.errors import WorkflowWorldError
 from worlds_sdk.ids import new_id, parse_ulid_time
 from worlds_sdk.models import EventRequest, EventResult, Hook, Pagination, Run, Step, Wait
@@ -104,7 +103,9 @@ def requests(run_ids: list[str], tag: str) -> st.SearchStrategy[tuple[str, Event
         st.sampled_from(run_ids),
         st.sampled_from(sorted(data)).flatmap(
             lambda t: st.builds(
-                lambda d, c: EventRequest(event_type=t, event_data=d, correlation_id=None if t.startswith("run") else c),
+                lambda d, c: EventRequest(
+                    event_type=t, event_data=d, correlation_id=None if t.startswith("run") else c
+                ),
                 data[t],
                 cid,
             )
@@ -183,8 +184,8 @@ def test_event_ids_are_ulids_in_append_order_even_when_a_clock_went_back(
         for _ in range(5):
             await world.events.create(run.run_id, EventRequest(event_type="run_started"))
             await world.events.create(
-                run.run_id, EventRequest(event_type="wait_created", correlation_id=new_id("wait"),
-                                         event_data={"resume_at": LATER})  # fmt: skip
+                run.run_id,
+                EventRequest(event_type="wait_created", correlation_id=new_id("wait"), event_data={"resume_at": LATER}),
             )
         events = (await world.events.list(run.run_id, pagination=Pagination(limit=100))).data
         times = [e.created_at for e in events]
@@ -205,8 +206,12 @@ def test_nul_and_escape_characters_survive_in_ids_names_tokens_and_data(world: P
         run = (await world.events.create(None, RUN)).run
         assert run is not None
         await world.events.create(
-            run.run_id, EventRequest(event_type="step_created", correlation_id=odd,
-                                     event_data={"step_name": odd, "input": odd.encode(), odd: [odd]})  # fmt: skip
+            run.run_id,
+            EventRequest(
+                event_type="step_created",
+                correlation_id=odd,
+                event_data={"step_name": odd, "input": odd.encode(), odd: [odd]},
+            ),
         )
         await world.events.create(
             run.run_id, EventRequest(event_type="hook_created", correlation_id=odd, event_data={"token": odd})

@@ -9,6 +9,7 @@ or may not exist, which at-least-once allows). Afterwards the same World objects
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -16,7 +17,6 @@ import psycopg
 import pytest
 
 from reference_worlds.postgres import PostgresWorld
-from reference_worlds.postgres.database import application_name
 from reference_worlds.postgres.plugin import TEST_SETTINGS
 from reference_worlds.postgres.server import LocalCluster, find_bindir
 from worlds_sdk.errors import WorldUnavailableError
@@ -26,25 +26,6 @@ pytestmark = pytest.mark.postgres
 
 QUEUE = "__wkf_step_faults"
 Eventually = Callable[..., Awaitable[Any]]
-
-
-def terminate_world_connections(url: str, schema: str) -> int:
-    """``pg_terminate_backend`` on every connection of the World (pools and the LISTEN connection)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
-            (application_name(schema),),
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def listening(url: str, schema: str) -> bool:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'LISTEN%%'",
-            (application_name(schema),),
-        ).fetchone()
-    return bool(row and row[0])
 
 
 class Recorder:
@@ -66,24 +47,24 @@ async def produce(world: PostgresWorld, numbers: range, accepted: list[int]) -> 
 
 
 def test_terminated_connections_lose_no_accepted_message_and_the_world_recovers(
-    pg_config: dict[str, Any], eventually: Eventually
+    pg_config: dict[str, Any], eventually: Eventually, connections: Any
 ) -> None:
-    url, schema = pg_config["url"], pg_config["schema"]
+    config = {**pg_config, "lease_seconds": 1.0}
 
     async def body() -> None:
-        consumer, producer = PostgresWorld(pg_config), PostgresWorld(pg_config)
+        consumer, producer = PostgresWorld(config), PostgresWorld(config)
         recorder = Recorder()
         consumer.register_handler("__wkf_step_", recorder.handle)
         await consumer.start()
         accepted: list[int] = []
         killed = 0
         try:
-            for round_ in range(5):
+            for round_ in range(3):
                 await produce(producer, range(round_ * 40, round_ * 40 + 40), accepted)
-                killed += await asyncio.to_thread(terminate_world_connections, url, schema)
-            assert killed >= 5
+                killed += await asyncio.to_thread(connections.terminate)
+            assert killed >= 3
             await eventually(lambda: _true(set(accepted) <= recorder.seen), timeout=60, what="every accepted message")
-            await eventually(lambda: asyncio.to_thread(listening, url, schema), what="the LISTEN connection is back")
+            await eventually(lambda: asyncio.to_thread(connections.listening), what="the LISTEN connection is back")
             await produce(producer, range(1000, 1001), accepted)
             await eventually(lambda: _true(1000 in recorder.seen), what="delivery after the faults")
         finally:
@@ -108,7 +89,7 @@ def own_cluster() -> Iterator[LocalCluster]:
 
 
 def test_server_crash_and_restart_loses_no_accepted_message(own_cluster: LocalCluster, eventually: Eventually) -> None:
-    config = {**TEST_SETTINGS, "url": own_cluster.url, "schema": "faults", "connect_timeout": 2}
+    config = {**TEST_SETTINGS, "url": own_cluster.url, "schema": "faults", "connect_timeout": 2, "lease_seconds": 1.0}
 
     async def body() -> None:
         consumer, producer = PostgresWorld(config), PostgresWorld(config)
@@ -122,6 +103,38 @@ def test_server_crash_and_restart_loses_no_accepted_message(own_cluster: LocalCl
             await produce(producer, range(50, 100), accepted)
             assert len(accepted) >= 90
             await eventually(lambda: _true(set(accepted) <= recorder.seen), timeout=60, what="every accepted message")
+        finally:
+            await consumer.close()
+            await producer.close()
+
+    asyncio.run(body())
+
+
+@pytest.mark.soak
+def test_soak_repeated_kills_and_crashes_lose_nothing(
+    own_cluster: LocalCluster, eventually: Eventually, connections_of: Any
+) -> None:
+    """The two faults above, mixed at random for many rounds; nothing dead-lettered either."""
+    config = {**TEST_SETTINGS, "url": own_cluster.url, "schema": "soak", "connect_timeout": 2, "lease_seconds": 1.0}
+    connections = connections_of(own_cluster.url, "soak")
+    rng = random.Random(7)
+
+    async def body() -> None:
+        consumer, producer = PostgresWorld(config), PostgresWorld(config)
+        recorder = Recorder()
+        consumer.register_handler("__wkf_step_", recorder.handle)
+        await consumer.start()
+        accepted: list[int] = []
+        try:
+            for round_ in range(30):
+                await produce(producer, range(round_ * 50, round_ * 50 + 50), accepted)
+                if rng.random() < 0.2:
+                    await asyncio.to_thread(own_cluster.restart, "immediate")
+                else:
+                    await asyncio.to_thread(connections.terminate)
+            await eventually(lambda: _true(set(accepted) <= recorder.seen), timeout=120, what="every accepted message")
+            with psycopg.connect(own_cluster.url) as conn:
+                assert conn.execute("SELECT count(*) FROM soak.dead_letters").fetchone() == (0,)
         finally:
             await consumer.close()
             await producer.close()

@@ -42,8 +42,10 @@ def catalog(url: str, schema: str) -> dict[str, list[tuple[str, ...]]]:
     with psycopg.connect(url) as conn:
         return {
             what: sorted(
-                tuple(str(v).replace(f'"{schema}".', "<s>.").replace(f"{schema}.", "<s>.").replace(schema, "<s>")
-                      for v in row)  # fmt: skip
+                tuple(
+                    str(v).replace(f'"{schema}".', "<s>.").replace(f"{schema}.", "<s>.").replace(schema, "<s>")
+                    for v in row
+                )
                 for row in conn.execute(query.encode(), {"s": schema}).fetchall()
             )
             for what, query in CATALOG.items()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from reference_worlds.postgres import PostgresWorld
 from worlds_sdk.errors import EntityConflictError
 from worlds_sdk.ids import new_id
@@ -38,10 +39,13 @@ async def _new_runs(config: dict[str, Any], n: int, *, steps: tuple[str, ...] = 
             for step_id in steps:
                 await world.events.create(
                     result.run.run_id,
-                    EventRequest(event_type="step_created", correlation_id=step_id,
-                                 event_data={"step_name": "s", "input": b""}),  # fmt: skip
+                    EventRequest(
+                        event_type="step_created", correlation_id=step_id, event_data={"step_name": "s", "input": b""}
+                    ),
                 )
-                await world.events.create(result.run.run_id, EventRequest(event_type="step_started", correlation_id=step_id))
+                await world.events.create(
+                    result.run.run_id, EventRequest(event_type="step_started", correlation_id=step_id)
+                )
         return run_ids
     finally:
         await world.close()
@@ -59,10 +63,15 @@ async def _events_of(config: dict[str, Any], run_id: str) -> list[tuple[str, str
 def test_HK1_twelve_processes_one_token_exactly_one_hook(pg_config: dict[str, Any], race: Race) -> None:
     run_ids = asyncio.run(_new_runs(pg_config, 12))
     ops = [
-        {"op": "create_event", "run_id": run_id, "event_type": "hook_created", "correlation_id": f"hook-{i}",
-         "event_data": {"token": "the-one-token"}}
+        {
+            "op": "create_event",
+            "run_id": run_id,
+            "event_type": "hook_created",
+            "correlation_id": f"hook-{i}",
+            "event_data": {"token": "the-one-token"},
+        }
         for i, run_id in enumerate(run_ids)
-    ]  # fmt: skip
+    ]
     outcomes = race(pg_config, ops)
     assert all("ok" in o for o in outcomes), outcomes
     kinds = [o["ok"]["event_type"] for o in outcomes]
@@ -87,10 +96,15 @@ def test_HK1_twelve_processes_one_token_exactly_one_hook(pg_config: dict[str, An
 def test_EV8_concurrent_step_completed_from_processes_one_winner(pg_config: dict[str, Any], race: Race) -> None:
     (run_id,) = asyncio.run(_new_runs(pg_config, 1, steps=("s1",)))
     ops = [
-        {"op": "create_event", "run_id": run_id, "event_type": "step_completed" if i % 2 else "step_failed",
-         "correlation_id": "s1", "event_data": {"result": {"$b": ""}} if i % 2 else {"error": f"e{i}"}}
+        {
+            "op": "create_event",
+            "run_id": run_id,
+            "event_type": "step_completed" if i % 2 else "step_failed",
+            "correlation_id": "s1",
+            "event_data": {"result": {"$b": ""}} if i % 2 else {"error": f"e{i}"},
+        }
         for i in range(6)
-    ]  # fmt: skip
+    ]
     outcomes = race(pg_config, ops)
     winners = [o for o in outcomes if "ok" in o]
     assert len(winners) == 1, outcomes

@@ -26,7 +26,7 @@ def test_throwaway_cluster_from_local_binaries_starts_and_is_removed() -> None:
         root = cluster.root
         assert root is not None
         with psycopg.connect(cluster.url) as conn:
-            settings = dict(conn.execute("SELECT name, setting FROM pg_settings").fetchall())
+            settings: dict[str, str] = dict(conn.execute("SELECT name, setting FROM pg_settings").fetchall())
         assert settings["fsync"] == "off" and int(settings["max_connections"]) >= 200
         if os.geteuid() == 0:  # initdb refuses root: the cluster belongs to an unprivileged user
             assert cluster.data_dir.stat().st_uid != 0
@@ -38,7 +38,11 @@ def test_throwaway_cluster_from_local_binaries_starts_and_is_removed() -> None:
 
 def test_url_from_the_environment_is_used_as_is() -> None:
     with postgres_server({server.URL_ENV: "postgresql://someone@db.example/worlds"}) as found:
-        assert (found.url, found.source, found.cluster) == ("postgresql://someone@db.example/worlds", server.URL_ENV, None)
+        assert (found.url, found.source, found.cluster) == (
+            "postgresql://someone@db.example/worlds",
+            server.URL_ENV,
+            None,
+        )
 
 
 @pytest.fixture

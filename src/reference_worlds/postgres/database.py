@@ -11,6 +11,7 @@ applies pending migrations.
 from __future__ import annotations
 
 import asyncio
+import select
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -98,7 +99,6 @@ class Database:
             max_size=self.config.pool_size,
             open=False,
             configure=self._configure,
-            check=AsyncConnectionPool.check_connection,
             timeout=self.config.connect_timeout,
             name=f"worlds-{self.config.schema}",
         )
@@ -114,8 +114,27 @@ class Database:
     async def connection(self) -> AsyncIterator[Connection]:
         pool = await self.pool()
         with translated():
-            async with pool.connection() as conn:
+            conn = await self._live_connection(pool)
+            try:
                 yield conn
+            finally:
+                await pool.putconn(conn)
+
+    async def _live_connection(self, pool: AsyncConnectionPool[Connection]) -> Connection:
+        """A pooled connection the server has not closed (after ``pg_terminate_backend`` or a restart).
+
+        An idle connection has nothing to read, so a readable socket means the server
+        hung up: such a connection is dropped and the next one tried at once. This
+        costs no round trip, unlike the pool's ``check`` (which also backs off for a
+        second or more per dead connection, stalling recovery).
+        """
+        for _ in range(self.config.pool_size):
+            conn = await pool.getconn()
+            if not select.select([conn.pgconn.socket], [], [], 0)[0]:
+                return conn
+            await conn.close()
+            await pool.putconn(conn)  # the pool discards it and opens a replacement
+        return await pool.getconn()
 
     async def fetchone(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Row | None:
         rows = await self.fetchall(query, params)

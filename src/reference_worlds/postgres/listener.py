@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
@@ -30,28 +32,55 @@ ALL = ""
 
 
 class Signals:
-    """Waiters keyed by a string; :meth:`fire` wakes the waiters of one key (or all, with :data:`ALL`)."""
+    """Wake-ups keyed by a string (a stream name; :data:`ALL` for "anything").
 
-    def __init__(self) -> None:
+    A waiter reads, finds nothing new, then waits. A notification that arrives
+    between its read and its wait must not be lost, or the waiter sleeps a whole
+    poll interval (a benchmark showed exactly that at p99). So :meth:`fire` also
+    leaves a *pending* mark for every key someone is interested in, and the next
+    :meth:`wait` on that key returns at once. Interest is declared with
+    :meth:`interest` (or ``keep`` for keys that always matter), so marks are never
+    kept for streams nobody follows.
+    """
+
+    def __init__(self, *, keep: Iterable[str] = ()) -> None:
+        self._interest: Counter[str] = Counter({key: 1 for key in keep})
+        self._pending: set[str] = set()
         self._events: dict[str, asyncio.Event] = {}
 
+    @contextmanager
+    def interest(self, key: str) -> Iterator[None]:
+        self._interest[key] += 1
+        try:
+            yield
+        finally:
+            self._interest[key] -= 1
+            if self._interest[key] <= 0:
+                del self._interest[key]
+                self._pending.discard(key)
+
     async def wait(self, timeout: float, key: str = ALL) -> bool:
-        """True if woken before ``timeout`` seconds passed."""
+        """True if woken (or a wake-up was pending) before ``timeout`` seconds passed."""
+        if key in self._pending:
+            self._pending.discard(key)
+            return True
         event = self._events.setdefault(key, asyncio.Event())
         try:
             await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             return False
+        self._pending.discard(key)  # this wake-up is the one that was pending
         return True
 
     def fire(self, key: str = ALL) -> None:
-        if key == ALL:
-            woken = list(self._events.values())
-            self._events.clear()
-        else:
-            woken = [e for e in (self._events.pop(key, None), self._events.pop(ALL, None)) if e is not None]
-        for event in woken:
-            event.set()
+        """Wake the waiters of ``key`` and of :data:`ALL` (of every key, when ``key`` is :data:`ALL`)."""
+        keys = set(self._interest) | set(self._events) if key == ALL else {key, ALL}
+        for k in keys:
+            if k in self._interest:
+                self._pending.add(k)
+            event = self._events.pop(k, None)
+            if event is not None:
+                event.set()
 
 
 class Listener:

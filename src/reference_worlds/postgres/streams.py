@@ -58,14 +58,16 @@ class PostgresStreams:
         chunks = [StreamChunk(index=r["idx"], data=bytes(r["data"])) for r in rows if r["idx"] is not None]
         return StreamSlice(chunks=chunks, tail_index=rows[0]["tail_index"], done=rows[0]["done"])
 
-    def read_from_stream(self, name: str, start_index: int = 0) -> AsyncIterator[bytes]:
+    async def read_from_stream(self, name: str, start_index: int = 0) -> AsyncIterator[bytes]:
         async def wakeup(timeout: float) -> bool:
-            await self._listen()
             return await self._signals.wait(timeout, name)
 
-        return follow_stream(
-            self, name, start_index, poll_interval=self._poll_interval, page_size=MAX_PAGE_LIMIT, wakeup=wakeup
-        )
+        await self._listen()
+        with self._signals.interest(name):
+            async for chunk in follow_stream(
+                self, name, start_index, poll_interval=self._poll_interval, page_size=MAX_PAGE_LIMIT, wakeup=wakeup
+            ):
+                yield chunk
 
     async def list_streams_by_run_id(self, run_id: str) -> Sequence[str]:
         return [r["name"] for r in await self._db.fetchall(query("streams_of_run"), {"run_id": run_id})]

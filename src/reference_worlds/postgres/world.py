@@ -21,7 +21,7 @@ from worlds_sdk.queue_names import check_queue_prefix, workflow_queue
 
 from .config import PostgresConfig
 from .database import Database
-from .listener import Listener, Signals
+from .listener import ALL, Listener, Signals
 from .queries import query
 from .queue import PostgresMessageStore, enqueue
 from .storage import PostgresEvents, PostgresHooks, PostgresRuns, PostgresSteps
@@ -36,7 +36,7 @@ class PostgresWorld:
     def __init__(self, config: PostgresConfig | Mapping[str, Any]) -> None:
         self.config = config if isinstance(config, PostgresConfig) else PostgresConfig.from_mapping(config)
         self._db = Database(self.config)
-        self._queue_signals = Signals()
+        self._queue_signals = Signals(keep=[ALL])
         stream_signals = Signals()
         self._listener = Listener(
             self._db.connect,
