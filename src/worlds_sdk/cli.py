@@ -285,8 +285,9 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-@command("bench", "Measure a World: events.create/s, queue messages/s, enqueue->handler latency.",
-         arguments=_bench_arguments)  # fmt: skip
+@command(
+    "bench", "Measure a World: events.create/s, queue messages/s, enqueue->handler latency.", arguments=_bench_arguments
+)
 def run_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -297,9 +298,14 @@ def run_bench(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(f"bad --world-config or --writers: {exc}") from None
     result = bench.run(
-        backend, settings, events=args.events, messages=args.messages, latency_samples=args.latency_samples,
-        writers=writers, repeats=args.repeats,
-    )  # fmt: skip
+        backend,
+        settings,
+        events=args.events,
+        messages=args.messages,
+        latency_samples=args.latency_samples,
+        writers=writers,
+        repeats=args.repeats,
+    )
     if args.json:
         print(json.dumps(dataclasses.asdict(result), indent=2))
     else:

@@ -237,9 +237,21 @@ def test_subcommands_are_registered_in_one_place() -> None:
 
 def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
-        capsys, "bench", "local", "--events", "20", "--messages", "20", "--latency-samples", "5",
-        "--writers", "1", "--repeats", "1", "--json",
-    )  # fmt: skip
+        capsys,
+        "bench",
+        "local",
+        "--events",
+        "20",
+        "--messages",
+        "20",
+        "--latency-samples",
+        "5",
+        "--writers",
+        "1",
+        "--repeats",
+        "1",
+        "--json",
+    )
     assert code == 0
     result = json.loads(out)
     assert result["world"] == "local" and result["events_per_second"]["1"] > 0

@@ -10,7 +10,6 @@ clients of one database would.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -161,8 +160,11 @@ class MemoryWorld:
     async def start(self) -> None:
         for _, run in list(self.state.runs.values()):
             if run.status in ("pending", "running"):
-                await self.queue(f"__wkf_workflow_{run.workflow_name}", {"run_id": run.run_id},
-                                 idempotency_key=f"recover:{run.run_id}")  # fmt: skip
+                await self.queue(
+                    f"__wkf_workflow_{run.workflow_name}",
+                    {"run_id": run.run_id},
+                    idempotency_key=f"recover:{run.run_id}",
+                )
         self.consumer.start()
 
     async def close(self) -> None:
@@ -189,8 +191,14 @@ class MemoryWorld:
         for m in self.state.messages.values():
             if idempotency_key is not None and m.idempotency_key == idempotency_key:
                 return Enqueued(message_id=m.message_id)
-        msg = Message(ids.new_id("msg"), queue_name, codec.dumps(message), dict(headers or {}), idempotency_key,
-                      time.monotonic() + (delay_seconds or 0))  # fmt: skip
+        msg = Message(
+            ids.new_id("msg"),
+            queue_name,
+            codec.dumps(message),
+            dict(headers or {}),
+            idempotency_key,
+            time.monotonic() + (delay_seconds or 0),
+        )
         self.state.messages[msg.message_id] = msg
         return Enqueued(message_id=msg.message_id)
 
@@ -222,8 +230,12 @@ class MemoryWorld:
         start = int(cursor) if cursor else 0
         sl = await self.read_slice(name, start, limit)
         more = sl.tail_index >= start + len(sl.chunks)
-        return ChunkPage(data=sl.chunks, cursor=str(start + len(sl.chunks)) if more else None, has_more=more,
-                         done=sl.done and not more)  # fmt: skip
+        return ChunkPage(
+            data=sl.chunks,
+            cursor=str(start + len(sl.chunks)) if more else None,
+            has_more=more,
+            done=sl.done and not more,
+        )
 
     async def get_stream_info(self, name: str, run_id: str) -> StreamInfo:
         sl = await self.read_slice(name, 0, 0)
@@ -245,8 +257,15 @@ class MemoryStore:
                 m.attempt += 1
                 m.claim_id = uuid4().hex
                 m.visible_at = now + lease_seconds
-                return Delivery(message_id=m.message_id, queue_name=m.queue_name, message=codec.loads(m.body),
-                                attempt=m.attempt, failures=m.failures, claim_id=m.claim_id, headers=m.headers)  # fmt: skip
+                return Delivery(
+                    message_id=m.message_id,
+                    queue_name=m.queue_name,
+                    message=codec.loads(m.body),
+                    attempt=m.attempt,
+                    failures=m.failures,
+                    claim_id=m.claim_id,
+                    headers=m.headers,
+                )
         return None
 
     def _current(self, d: Delivery) -> Message | None:
@@ -291,10 +310,19 @@ class _Runs(_Group):
             raise WorkflowRunNotFoundError(run_id)
         return strip_entity(self.state.runs[run_id][1], resolve_data)
 
-    async def list(self, *, workflow_name: str | None = None, status: str | None = None,
-                   pagination: Pagination = Pagination(), resolve_data: ResolveData = "all") -> Page[Run]:  # fmt: skip
-        items = [(s, strip_entity(r, resolve_data)) for s, r in self.state.runs.values()
-                 if workflow_name in (None, r.workflow_name) and status in (None, r.status)]  # fmt: skip
+    async def list(
+        self,
+        *,
+        workflow_name: str | None = None,
+        status: str | None = None,
+        pagination: Pagination = Pagination(),
+        resolve_data: ResolveData = "all",
+    ) -> Page[Run]:
+        items = [
+            (s, strip_entity(r, resolve_data))
+            for s, r in self.state.runs.values()
+            if workflow_name in (None, r.workflow_name) and status in (None, r.status)
+        ]
         return page(items, pagination, "desc")
 
 
@@ -305,15 +333,17 @@ class _Steps(_Group):
                 return strip_entity(step, resolve_data)
         raise StepNotFoundError(step_id)
 
-    async def list(self, run_id: str, *, pagination: Pagination = Pagination(),
-                   resolve_data: ResolveData = "all") -> Page[Step]:  # fmt: skip
+    async def list(
+        self, run_id: str, *, pagination: Pagination = Pagination(), resolve_data: ResolveData = "all"
+    ) -> Page[Step]:
         items = [(q, strip_entity(s, resolve_data)) for (r, _), (q, s) in self.state.steps.items() if r == run_id]
         return page(items, pagination, "desc")
 
 
 class _Events(_Group):
-    async def create(self, run_id: str | None, request: EventRequest, *,
-                     resolve_data: ResolveData = "all") -> EventResult:  # fmt: skip
+    async def create(
+        self, run_id: str | None, request: EventRequest, *, resolve_data: ResolveData = "all"
+    ) -> EventResult:
         now = datetime.now(UTC)
         if self.state.events and self.state.events[-1][1].created_at >= now:
             now = self.state.events[-1][1].created_at + timedelta(microseconds=1)
@@ -336,16 +366,25 @@ class _Events(_Group):
                 return strip_event(e, resolve_data)
         raise EventNotFoundError(event_id)
 
-    async def list(self, run_id: str, *, pagination: Pagination = Pagination(),
-                   resolve_data: ResolveData = "all") -> Page[Event]:  # fmt: skip
+    async def list(
+        self, run_id: str, *, pagination: Pagination = Pagination(), resolve_data: ResolveData = "all"
+    ) -> Page[Event]:
         items = [(s, strip_event(e, resolve_data)) for s, e in self.state.events if e.run_id == run_id]
         return page(items, pagination, "asc")
 
-    async def list_by_correlation_id(self, correlation_id: str, *, run_id: str | None = None,
-                                     pagination: Pagination = Pagination(),
-                                     resolve_data: ResolveData = "all") -> Page[Event]:  # fmt: skip
-        items = [(s, strip_event(e, resolve_data)) for s, e in self.state.events
-                 if e.correlation_id == correlation_id and run_id in (None, e.run_id)]  # fmt: skip
+    async def list_by_correlation_id(
+        self,
+        correlation_id: str,
+        *,
+        run_id: str | None = None,
+        pagination: Pagination = Pagination(),
+        resolve_data: ResolveData = "all",
+    ) -> Page[Event]:
+        items = [
+            (s, strip_event(e, resolve_data))
+            for s, e in self.state.events
+            if e.correlation_id == correlation_id and run_id in (None, e.run_id)
+        ]
         return page(items, pagination, "asc")
 
 
@@ -361,8 +400,9 @@ class _Hooks(_Group):
                 return strip_entity(h, resolve_data)
         raise HookNotFoundError(token)
 
-    async def list(self, *, run_id: str | None = None, pagination: Pagination = Pagination(),
-                   resolve_data: ResolveData = "all") -> Page[Hook]:  # fmt: skip
+    async def list(
+        self, *, run_id: str | None = None, pagination: Pagination = Pagination(), resolve_data: ResolveData = "all"
+    ) -> Page[Hook]:
         items = [(s, strip_entity(h, resolve_data)) for s, h in self.state.hooks.values() if run_id in (None, h.run_id)]
         return page(items, pagination, "asc")
 

@@ -22,8 +22,11 @@ CONTROL = ("test_EV3_world_mints_run_ids", "EV-3")
 
 def run_suite(world: str, selection: str, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     report = tmp_path / "report.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "WORLDS_HYPOTHESIS_PROFILE": "quick"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "WORLDS_HYPOTHESIS_PROFILE": "quick",
+    }
     proc = subprocess.run(
         [
             sys.executable,
@@ -38,7 +41,7 @@ def run_suite(world: str, selection: str, tmp_path: Path, *extra: str) -> tuple[
             "-q",
             "--timeout=120",
             *extra,
-        ],  # fmt: skip
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -97,8 +100,9 @@ def test_unbroken_memory_world_passes_the_suite(tmp_path: Path) -> None:
 
 
 def test_certification_fails_on_a_missing_must_capability(tmp_path: Path) -> None:
-    proc, report = run_suite("tests.mutants.memory_world:memory", "test_HK1_token_unique_across_processes",
-                             tmp_path, "--certify")  # fmt: skip
+    proc, report = run_suite(
+        "tests.mutants.memory_world:memory", "test_HK1_token_unique_across_processes", tmp_path, "--certify"
+    )
     assert proc.returncode == 1
     assert "certification: MUST rule HK-1 cannot be checked" in proc.stdout
     assert "multi_process" in proc.stdout

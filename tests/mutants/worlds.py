@@ -67,12 +67,19 @@ class RunStartedAppendsTwice(MemoryWorld):
 
 
 class _AlwaysAppendStarted(_Events):
-    async def create(self, run_id: str | None, request: EventRequest, *,
-                     resolve_data: ResolveData = "all") -> EventResult:  # fmt: skip
+    async def create(
+        self, run_id: str | None, request: EventRequest, *, resolve_data: ResolveData = "all"
+    ) -> EventResult:
         result = await super().create(run_id, request, resolve_data=resolve_data)
         if result.event is None and result.run is not None:
-            event = dataclasses.replace(self.state.events[-1][1], run_id=result.run.run_id, event_type="run_started",
-                                        event_id=f"evnt_dup{self.state.seq}", correlation_id=None, event_data=None)  # fmt: skip
+            event = dataclasses.replace(
+                self.state.events[-1][1],
+                run_id=result.run.run_id,
+                event_type="run_started",
+                event_id=f"evnt_dup{self.state.seq}",
+                correlation_id=None,
+                event_data=None,
+            )
             self.world._append([event])
         return result
 
@@ -86,8 +93,9 @@ class EventsOutOfOrder(MemoryWorld):
 
 
 class _SortedByCorrelation(_Events):
-    async def list(self, run_id: str, *, pagination: Pagination = Pagination(),
-                   resolve_data: ResolveData = "all") -> Page[Any]:  # fmt: skip
+    async def list(
+        self, run_id: str, *, pagination: Pagination = Pagination(), resolve_data: ResolveData = "all"
+    ) -> Page[Any]:
         page = await super().list(run_id, pagination=pagination, resolve_data=resolve_data)
         return dataclasses.replace(page, data=sorted(page.data, key=lambda e: e.correlation_id or ""))
 
@@ -97,8 +105,9 @@ class TruncatesAtNul(MemoryWorld):
 
     async def _apply(self, run_id: str, effects: rules.Effects) -> None:
         if effects.run is not None and effects.run.input:
-            effects = dataclasses.replace(effects, run=dataclasses.replace(
-                effects.run, input=effects.run.input.split(b"\x00", 1)[0]))  # fmt: skip
+            effects = dataclasses.replace(
+                effects, run=dataclasses.replace(effects.run, input=effects.run.input.split(b"\x00", 1)[0])
+            )
         await super()._apply(run_id, effects)
 
 
@@ -169,8 +178,9 @@ class _AckBeforeHandling:
 
 def _local_wrapped() -> WorldBackend:
     (local,) = local_backends()
-    return dataclasses.replace(local, id="mutant-ack-before-handling",
-                               factory=lambda config: _AckBeforeHandling(local.factory(config)))  # type: ignore[arg-type,return-value]  # fmt: skip
+    return dataclasses.replace(
+        local, id="mutant-ack-before-handling", factory=lambda config: _AckBeforeHandling(local.factory(config))
+    )  # type: ignore[arg-type,return-value]
 
 
 non_atomic_write = backend(NonAtomicWrite, "mutant-non-atomic-write")

@@ -302,10 +302,13 @@ def test_EV7_terminal_run_accepts_no_transition__MUST(world: WorldHarness, kind:
         run = await new_run(w, started=True)
         await w.events.create(run.run_id, terminal_request(kind))
         before = len(await all_events(w, run.run_id))
-        refused = [terminal_request("completed"), terminal_request("failed"),
-                   step_request("step_created", "s9"),
-                   EventRequest(event_type="hook_created", correlation_id="h9", event_data={"token": "t9"}),
-                   wait_request("wait_created", "w9", datetime.now(UTC))]  # fmt: skip
+        refused = [
+            terminal_request("completed"),
+            terminal_request("failed"),
+            step_request("step_created", "s9"),
+            EventRequest(event_type="hook_created", correlation_id="h9", event_data={"token": "t9"}),
+            wait_request("wait_created", "w9", datetime.now(UTC)),
+        ]
         if kind != "cancelled":
             refused.append(terminal_request("cancelled"))
         for request in refused:
@@ -457,8 +460,11 @@ def test_EV8_step_completion_from_many_processes_has_one_winner__MUST(world: Wor
         run = await new_run(ctx.world, started=True)
         await new_step(ctx.world, run.run_id, "s1", started=True)
         children = await ctx.spawn_many(6)
-        cmd = {"op": "create_event", "run_id": run.run_id,
-               "request": request_to_wire(step_request("step_completed", "s1"))}  # fmt: skip
+        cmd = {
+            "op": "create_event",
+            "run_id": run.run_id,
+            "request": request_to_wire(step_request("step_completed", "s1")),
+        }
         results = await asyncio.gather(*(c.call(cmd) for c in children))
         assert sum(r["ok"] for r in results) == 1, results
         assert {r["error"] for r in results if not r["ok"]} <= {"EntityConflictError"}, results
@@ -509,8 +515,9 @@ def test_EV9_wait_rules__MUST(world: WorldHarness) -> None:
             await w.events.create(run.run_id, wait_request("wait_created", "w1", resume))
         with pytest.raises(WaitNotFoundError):
             await w.events.create(run.run_id, wait_request("wait_completed", "nope"))
-        outcomes = await _outcomes(*(w.events.create(run.run_id, wait_request("wait_completed", "w1"))
-                                     for _ in range(5)))  # fmt: skip
+        outcomes = await _outcomes(
+            *(w.events.create(run.run_id, wait_request("wait_completed", "w1")) for _ in range(5))
+        )
         winners = [o for o in outcomes if not isinstance(o, BaseException)]
         assert len(winners) == 1, outcomes
         assert all(isinstance(o, EntityConflictError) for o in outcomes if o not in winners), outcomes

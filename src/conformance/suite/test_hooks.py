@@ -56,10 +56,18 @@ def test_HK1_token_unique_across_processes__MUST(world: WorldHarness) -> None:
         w = ctx.world
         runs = [await new_run(w, started=True) for _ in range(12)]
         children = await ctx.spawn_many(12)
-        results = await asyncio.gather(*(
-            c.call({"op": "create_event", "run_id": r.run_id,
-                    "request": request_to_wire(created(f"hook_{i}", "proc-token"))})
-            for i, (c, r) in enumerate(zip(children, runs, strict=True))))  # fmt: skip
+        results = await asyncio.gather(
+            *(
+                c.call(
+                    {
+                        "op": "create_event",
+                        "run_id": r.run_id,
+                        "request": request_to_wire(created(f"hook_{i}", "proc-token")),
+                    }
+                )
+                for i, (c, r) in enumerate(zip(children, runs, strict=True))
+            )
+        )
         assert all(r["ok"] for r in results), results
         owners = [r for r in results if r["event_type"] == "hook_created"]
         assert len(owners) == 1, results

@@ -50,8 +50,9 @@ def test_Q1_history_has_no_loss_and_no_unexpected_delivery__MUST(world: WorldHar
     async def body(ctx: WorldContext) -> None:
         rng = random.Random(42)
         keys = [f"m{i}" for i in range(30)]
-        plans = {k: rng.choice([["ack"], ["raise", "ack"], ["reschedule:0.2", "ack"], ["raise", "raise"]])
-                 for k in keys}  # fmt: skip
+        plans = {
+            k: rng.choice([["ack"], ["raise", "ack"], ["reschedule:0.2", "ack"], ["raise", "raise"]]) for k in keys
+        }
         probe = QueueProbe(log_dir / "log", plans=plans)
         probe.attach(ctx.world)
         await ctx.world.start()

@@ -86,10 +86,9 @@ class Database:
         try:
             await asyncio.to_thread(migrate, conninfo, self.config.schema)
             with translated():
-                for name in ROW_TYPES:
-                    info = await CompositeInfo.fetch(first, f"{self.config.schema}.{name}")
-                    assert info is not None, name
-                    self._types.append(info)
+                types = [await CompositeInfo.fetch(first, f"{self.config.schema}.{name}") for name in ROW_TYPES]
+            self._types = [info for info in types if info is not None]
+            assert len(self._types) == len(ROW_TYPES), "the migrated schema lacks a table"
         finally:
             await first.close()
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(

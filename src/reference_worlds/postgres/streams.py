@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from worlds_sdk.errors import ValidationError
-from worlds_sdk.models import MAX_PAGE_LIMIT, ChunkPage, StreamChunk, StreamInfo
+from worlds_sdk.models import ChunkPage, StreamChunk, StreamInfo
 from worlds_sdk.streaming import StreamSlice, follow_stream
 
 from .database import Database
@@ -64,9 +64,7 @@ class PostgresStreams:
 
         await self._listen()
         with self._signals.interest(name):
-            async for chunk in follow_stream(
-                self, name, start_index, poll_interval=self._poll_interval, page_size=MAX_PAGE_LIMIT, wakeup=wakeup
-            ):
+            async for chunk in follow_stream(self, name, start_index, poll_interval=self._poll_interval, wakeup=wakeup):
                 yield chunk
 
     async def list_streams_by_run_id(self, run_id: str) -> Sequence[str]:
