@@ -46,6 +46,8 @@ class WorldBackend:
     description: str = ""
     distribution: str | None = None
     default_config: Callable[[], WorldConfig] = field(default=dict)
+    migrate: Callable[[WorldConfig], str] | None = None
+    """Bring the World's storage at ``config`` up to date (``worlds migrate``); returns a one-line summary."""
 
     @property
     def max_spec_version(self) -> int:

@@ -25,6 +25,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import SPEC_VERSION, __version__
 from .discovery import Discovered, DiscoveryError, InstalledWorld, WorldNotFoundError, discover, resolve_world
+from .errors import WorkflowWorldError
 from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest
 
 DEFAULT_MANIFEST = "worlds-manifest.json"
@@ -310,6 +311,28 @@ def run_bench(args: argparse.Namespace) -> int:
         print(json.dumps(dataclasses.asdict(result), indent=2))
     else:
         print("\n".join(result.lines()))
+    return 0
+
+
+def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    _manifest_option(parser)
+    parser.add_argument("world", metavar="WORLD", help="a manifest or plugin id, a distribution, or module:attr")
+    parser.add_argument("--world-config", default="", help="the World's settings as a JSON object")
+
+
+@command("migrate", "Apply a World's storage migrations (idempotent).", arguments=_migrate_arguments)
+def run_migrate(args: argparse.Namespace) -> int:
+    backend = resolve_world(args.world, manifest=_manifest(args))
+    if backend.migrate is None:
+        raise CommandError(f"world {backend.id!r} has no migrations")
+    try:
+        config = json.loads(args.world_config) if args.world_config else dict(backend.default_config())
+    except ValueError as exc:
+        raise CommandError(f"bad --world-config: {exc}") from None
+    try:
+        print(backend.migrate(config))
+    except WorkflowWorldError as exc:
+        raise CommandError(str(exc)) from None
     return 0
 
 

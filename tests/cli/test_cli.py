@@ -232,7 +232,7 @@ def test_bad_input_is_one_error_line_never_a_traceback(
 
 
 def test_subcommands_are_registered_in_one_place() -> None:
-    assert list(COMMANDS) == ["list", "validate-manifest", "test", "bench"]
+    assert list(COMMANDS) == ["list", "validate-manifest", "test", "bench", "migrate"]
 
 
 def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -261,3 +261,8 @@ def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[st
 def test_bench_rejects_bad_writers(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "bench", "local", "--writers", "one")
     assert code == 2 and err.startswith("worlds: error: bad --world-config or --writers")
+
+
+def test_migrate_refuses_a_world_without_migrations(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "migrate", "local")
+    assert code == 2 and err.strip() == "worlds: error: world 'local' has no migrations"
