@@ -3,8 +3,9 @@
 It is built only from the SDK's shared pieces -- ``rules.decide`` for events,
 ``Consumer`` over an in-memory ``MessageStore`` for the queue, ``follow_stream``
 for live reads -- which also shows how little a World author must write. Its
-seams (``_snapshot``, ``_apply``, the message store) are where a mutant breaks
-one thing. World objects opened with the same ``name`` share one state, as two
+seams (``_resolve_run_id``, ``_snapshot``, ``_apply``, ``_needs_recovery``,
+``_check_queue_name``, the message store, the storage groups) are where a mutant
+breaks one thing. World objects opened with the same ``name`` share one state, as two
 clients of one database would.
 """
 
@@ -48,7 +49,7 @@ from worlds_sdk.models import (
     Wait,
 )
 from worlds_sdk.protocols import QueueHandler
-from worlds_sdk.queue_names import check_queue_name, check_queue_prefix
+from worlds_sdk.queue_names import check_queue_name, check_queue_prefix, workflow_queue
 from worlds_sdk.streaming import StreamSlice, follow_stream
 
 T = TypeVar("T")
@@ -113,6 +114,9 @@ class MemoryWorld:
 
     # -- seams a mutant overrides -----------------------------------------------------
 
+    def _resolve_run_id(self, run_id: str | None, request: EventRequest, now: datetime) -> str:
+        return rules.resolve_run_id(run_id, request, now)
+
     async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
         s, corr = self.state, request.correlation_id or ""
         token = rules.requested_token(request)
@@ -159,13 +163,20 @@ class MemoryWorld:
 
     async def start(self) -> None:
         for _, run in list(self.state.runs.values()):
-            if run.status in ("pending", "running"):
+            if self._needs_recovery(run):
                 await self.queue(
-                    f"__wkf_workflow_{run.workflow_name}",
+                    workflow_queue(run.workflow_name),
                     {"run_id": run.run_id},
                     idempotency_key=f"recover:{run.run_id}",
                 )
         self.consumer.start()
+
+    def _needs_recovery(self, run: Run) -> bool:
+        """Q-6: ``start()`` re-enqueues the workflow of every unfinished run."""
+        return run.status in ("pending", "running")
+
+    def _check_queue_name(self, queue_name: str) -> None:
+        check_queue_name(queue_name)
 
     async def close(self) -> None:
         await self.consumer.stop(grace_seconds=1)
@@ -187,7 +198,7 @@ class MemoryWorld:
         delay_seconds: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Enqueued:
-        check_queue_name(queue_name)
+        self._check_queue_name(queue_name)
         for m in self.state.messages.values():
             if idempotency_key is not None and m.idempotency_key == idempotency_key:
                 return Enqueued(message_id=m.message_id)
@@ -347,7 +358,7 @@ class _Events(_Group):
         now = datetime.now(UTC)
         if self.state.events and self.state.events[-1][1].created_at >= now:
             now = self.state.events[-1][1].created_at + timedelta(microseconds=1)
-        rid = rules.resolve_run_id(run_id, request, now)
+        rid = self.world._resolve_run_id(run_id, request, now)
         snapshot = await self.world._snapshot(rid, request)
         effects = rules.decide(rid, request, snapshot, now=now, world_spec_version=self.world.spec_version)
         await self.world._apply(rid, effects)

@@ -9,15 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from reference_worlds.local.plugin import worlds_register as local_backends
 from worlds_sdk import rules
 from worlds_sdk.backend import WorldBackend, WorldConfig
 from worlds_sdk.consumer import Delivery
-from worlds_sdk.models import EventRequest, EventResult, MessageMeta, Page, Pagination, ResolveData
+from worlds_sdk.errors import EventNotFoundError, ValidationError, WorkflowRunNotFoundError
+from worlds_sdk.events import strip_entity
+from worlds_sdk.models import (
+    TERMINAL_RUN_STATUSES,
+    Event,
+    EventRequest,
+    EventResult,
+    MessageMeta,
+    Page,
+    Pagination,
+    ResolveData,
+    Run,
+    StreamInfo,
+)
 from worlds_sdk.protocols import QueueHandler, World
+from worlds_sdk.queue_names import NAME_RE
 
 from .memory_world import MemoryStore, MemoryWorld, _Events, backend
 
@@ -100,6 +116,147 @@ class _SortedByCorrelation(_Events):
         return dataclasses.replace(page, data=sorted(page.data, key=lambda e: e.correlation_id or ""))
 
 
+# -- events.create (EV-2..EV-10) -------------------------------------------------------
+
+
+class ReturnsStaleRun(MemoryWorld):
+    """Returns the run as it was read before the event, not as it now stands (EV-2)."""
+
+    def __init__(self, config: WorldConfig) -> None:
+        super().__init__(config)
+        self.events = _StaleRunResult(self)
+
+
+class _StaleRunResult(_Events):
+    async def create(
+        self, run_id: str | None, request: EventRequest, *, resolve_data: ResolveData = "all"
+    ) -> EventResult:
+        before = self.state.runs.get(run_id or "")
+        result = await super().create(run_id, request, resolve_data=resolve_data)
+        if before is None or result.run is None:
+            return result
+        return dataclasses.replace(result, run=strip_entity(before[1], resolve_data))
+
+
+class TrustsClientRunIds(MemoryWorld):
+    """Takes a client's run id on trust: no prefix, ULID or time-window check (EV-3)."""
+
+    def _resolve_run_id(self, run_id: str | None, request: EventRequest, now: datetime) -> str:
+        if request.event_type == "run_created" and run_id is not None:
+            return run_id
+        return super()._resolve_run_id(run_id, request, now)
+
+
+class UpsertsRunCreated(MemoryWorld):
+    """A duplicate run_created overwrites the run instead of conflicting (EV-4)."""
+
+    async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
+        snapshot = await super()._snapshot(run_id, request)
+        return dataclasses.replace(snapshot, run=None) if request.event_type == "run_created" else snapshot
+
+
+class BootstrapsWithoutRunCreated(MemoryWorld):
+    """A resilient start creates the missing run but not its synthetic run_created event (EV-6)."""
+
+    async def _apply(self, run_id: str, effects: rules.Effects) -> None:
+        if len(effects.events) > 1:
+            effects = dataclasses.replace(
+                effects, events=tuple(e for e in effects.events if e.event_type != "run_created")
+            )
+        await super()._apply(run_id, effects)
+
+
+class StepsOnTerminalRuns(MemoryWorld):
+    """Accepts step_created on a completed, failed or cancelled run (EV-7)."""
+
+    async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
+        snapshot = await super()._snapshot(run_id, request)
+        run = snapshot.run
+        if request.event_type == "step_created" and run is not None and run.status in TERMINAL_RUN_STATUSES:
+            return dataclasses.replace(snapshot, run=dataclasses.replace(run, status="running"))
+        return snapshot
+
+
+class IgnoresRetryAfter(MemoryWorld):
+    """Lets a step start again before its retry_after (EV-8)."""
+
+    async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
+        snapshot = await super()._snapshot(run_id, request)
+        if request.event_type == "step_started" and snapshot.step is not None:
+            return dataclasses.replace(snapshot, step=dataclasses.replace(snapshot.step, retry_after=None))
+        return snapshot
+
+
+class CompletesWaitsTwice(MemoryWorld):
+    """Accepts wait_completed on a completed wait, so every racer wins (EV-9)."""
+
+    async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
+        snapshot = await super()._snapshot(run_id, request)
+        if request.event_type == "wait_completed" and snapshot.wait is not None:
+            return dataclasses.replace(snapshot, wait=dataclasses.replace(snapshot.wait, status="waiting"))
+        return snapshot
+
+
+class IgnoresSpecVersion(MemoryWorld):
+    """Drops the request's spec_version, so a run from a newer spec is accepted (EV-10)."""
+
+    def __init__(self, config: WorldConfig) -> None:
+        super().__init__(config)
+        self.events = _NoSpecVersion(self)
+
+
+class _NoSpecVersion(_Events):
+    async def create(
+        self, run_id: str | None, request: EventRequest, *, resolve_data: ResolveData = "all"
+    ) -> EventResult:
+        return await super().create(run_id, dataclasses.replace(request, spec_version=None), resolve_data=resolve_data)
+
+
+class ForgetsDisposedHooks(MemoryWorld):
+    """Keeps no tombstone: the loser of a racing hook_disposed gets a not-found, not a 409 (HK-4)."""
+
+    async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
+        snapshot = await super()._snapshot(run_id, request)
+        return dataclasses.replace(snapshot, hook_disposed=False) if request.event_type == "hook_disposed" else snapshot
+
+
+# -- reads (RD-1, ER-1) ----------------------------------------------------------------
+
+
+class DropsEventDataUnresolved(MemoryWorld):
+    """resolve_data='none' drops an event's whole event_data, metadata included (RD-1)."""
+
+    def __init__(self, config: WorldConfig) -> None:
+        super().__init__(config)
+        self.events = _NoDataWhenUnresolved(self)
+
+
+class _NoDataWhenUnresolved(_Events):
+    async def list(
+        self, run_id: str, *, pagination: Pagination = Pagination(), resolve_data: ResolveData = "all"
+    ) -> Page[Event]:
+        page = await super().list(run_id, pagination=pagination, resolve_data=resolve_data)
+        if resolve_data == "all":
+            return page
+        return dataclasses.replace(page, data=[dataclasses.replace(e, event_data=None) for e in page.data])
+
+
+class EventMissIsNone(MemoryWorld):
+    """events.get answers a miss with None instead of EventNotFoundError (ER-1)."""
+
+    def __init__(self, config: WorldConfig) -> None:
+        super().__init__(config)
+        self.events = _GetOrNone(self)
+
+
+class _GetOrNone(_Events):
+    async def get(self, run_id: str, event_id: str, *, resolve_data: ResolveData = "all") -> Event:
+        try:
+            return await super().get(run_id, event_id, resolve_data=resolve_data)
+        except EventNotFoundError:
+            return None  # type: ignore[return-value]
+
+
 class TruncatesAtNul(MemoryWorld):
     """Stores payload bytes as C strings: everything after a NUL byte is lost (PL-1)."""
 
@@ -141,6 +298,39 @@ class IgnoresDelay(MemoryWorld):
         return await super().queue(queue_name, message, **options)
 
 
+class _AttemptAlwaysOne(MemoryStore):
+    async def claim(self, prefixes: Any, lease_seconds: float) -> Delivery | None:
+        delivery = await super().claim(prefixes, lease_seconds)
+        return delivery and dataclasses.replace(delivery, attempt=1)
+
+
+class AttemptAlwaysOne(MemoryWorld):
+    """Reports attempt 1 on every delivery, redeliveries included (Q-2)."""
+
+    def __init__(self, config: WorldConfig) -> None:
+        super().__init__(config)
+        self.store = _AttemptAlwaysOne(self.state)
+        self.consumer.store = self.store
+
+
+class RecoversFinishedRuns(MemoryWorld):
+    """start() re-enqueues every run, completed ones included (Q-6)."""
+
+    def _needs_recovery(self, run: Run) -> bool:
+        return True
+
+
+CASE_BLIND_NAME = re.compile(NAME_RE.pattern, re.DOTALL | re.IGNORECASE)
+
+
+class CaseBlindQueueNames(MemoryWorld):
+    """Matches queue names case-insensitively: an upper-case namespace passes (QN-1)."""
+
+    def _check_queue_name(self, queue_name: str) -> None:
+        if not CASE_BLIND_NAME.match(queue_name):
+            raise ValidationError("is not a queue name", field="queue_name")
+
+
 class DuplicatesLiveChunks(MemoryWorld):
     """Hands a live reader every chunk written after it started twice (ST-1)."""
 
@@ -155,6 +345,23 @@ class DuplicatesLiveChunks(MemoryWorld):
             if index >= existing:
                 yield chunk
             index += 1
+
+
+class StreamsNeedTheRun(MemoryWorld):
+    """Refuses to write to the stream of a run it does not know (ST-2)."""
+
+    async def write_to_stream(self, name: str, run_id: str, chunk: bytes | str) -> None:
+        if run_id not in self.state.runs:
+            raise WorkflowRunNotFoundError(run_id)
+        await super().write_to_stream(name, run_id, chunk)
+
+
+class TailIsChunkCount(MemoryWorld):
+    """get_stream_info reports the number of chunks as tail_index, one past the last (MB-3, ST-1)."""
+
+    async def get_stream_info(self, name: str, run_id: str) -> StreamInfo:
+        info = await super().get_stream_info(name, run_id)
+        return dataclasses.replace(info, tail_index=info.tail_index + 1)
 
 
 class _AckBeforeHandling:
@@ -195,3 +402,19 @@ ignores_idempotency_key = backend(IgnoresIdempotencyKey, "mutant-ignores-idempot
 ignores_delay = backend(IgnoresDelay, "mutant-ignores-delay")
 duplicates_live_chunks = backend(DuplicatesLiveChunks, "mutant-duplicates-live-chunks")
 ack_before_handling = _local_wrapped()
+returns_stale_run = backend(ReturnsStaleRun, "mutant-returns-stale-run")
+trusts_client_run_ids = backend(TrustsClientRunIds, "mutant-trusts-client-run-ids")
+upserts_run_created = backend(UpsertsRunCreated, "mutant-upserts-run-created")
+bootstraps_without_run_created = backend(BootstrapsWithoutRunCreated, "mutant-bootstraps-without-run-created")
+steps_on_terminal_runs = backend(StepsOnTerminalRuns, "mutant-steps-on-terminal-runs")
+ignores_retry_after = backend(IgnoresRetryAfter, "mutant-ignores-retry-after")
+completes_waits_twice = backend(CompletesWaitsTwice, "mutant-completes-waits-twice")
+ignores_spec_version = backend(IgnoresSpecVersion, "mutant-ignores-spec-version")
+forgets_disposed_hooks = backend(ForgetsDisposedHooks, "mutant-forgets-disposed-hooks")
+drops_event_data_unresolved = backend(DropsEventDataUnresolved, "mutant-drops-event-data-unresolved")
+event_miss_is_none = backend(EventMissIsNone, "mutant-event-miss-is-none")
+attempt_always_one = backend(AttemptAlwaysOne, "mutant-attempt-always-one")
+recovers_finished_runs = backend(RecoversFinishedRuns, "mutant-recovers-finished-runs")
+case_blind_queue_names = backend(CaseBlindQueueNames, "mutant-case-blind-queue-names")
+streams_need_the_run = backend(StreamsNeedTheRun, "mutant-streams-need-the-run")
+tail_is_chunk_count = backend(TailIsChunkCount, "mutant-tail-is-chunk-count")

@@ -9,6 +9,7 @@ import pytest
 
 from reference_worlds.postgres import PostgresWorld
 from reference_worlds.postgres.database import application_name
+from reference_worlds.postgres.migrations import latest_version
 from reference_worlds.postgres.plugin import PostgresSandbox
 from worlds_sdk.capabilities import Capability
 from worlds_sdk.discovery import resolve_world
@@ -56,3 +57,10 @@ def test_instance_is_a_fresh_migrated_schema_dropped_even_with_a_leaked_connecti
     with pytest.raises(psycopg.OperationalError):  # the sandbox ended it to drop the schema
         leaked.execute("SELECT 1")
     leaked.close()
+
+
+def test_backend_migrates_a_configured_schema(pg_config: dict[str, object]) -> None:
+    backend = resolve_world("postgres")
+    assert backend.migrate is not None
+    summary = backend.migrate({"url": pg_config["url"], "schema": pg_config["schema"]})
+    assert summary == f"schema {pg_config['schema']!r} is at version {latest_version()}"

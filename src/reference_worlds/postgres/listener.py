@@ -132,7 +132,7 @@ class Listener:
                     signals = self._channels.get(note.channel)
                     if signals is not None:
                         signals.fire(unescape_text(note.payload) or ALL)
-            except psycopg.Error as exc:
+            except Exception as exc:  # whatever broke the connection, the answer is to reconnect
                 logger.warning("LISTEN connection lost (%s); reconnecting", exc)
                 self.reconnects += 1
             finally:

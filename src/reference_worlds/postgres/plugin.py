@@ -36,6 +36,12 @@ def create_world(config: WorldConfig) -> PostgresWorld:
     return PostgresWorld(PostgresConfig.from_mapping(config))
 
 
+def migrate_world(config: WorldConfig) -> str:
+    """``worlds migrate postgres``: apply pending migrations to the configured schema."""
+    parsed = PostgresConfig.from_mapping(config)
+    return f"schema {parsed.schema!r} is at version {migrate(parsed.conninfo(), parsed.schema)}"
+
+
 class PostgresSandbox:
     """One server; :meth:`instance` makes a fresh schema on it per isolated World."""
 
@@ -91,5 +97,6 @@ def worlds_register() -> list[WorldBackend]:
             description="Reference World on PostgreSQL: many processes on many hosts share one database.",
             distribution="worlds-sdk",
             default_config=lambda: PostgresConfig().to_mapping(),
+            migrate=migrate_world,
         )
     ]
