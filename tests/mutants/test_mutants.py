@@ -1,20 +1,32 @@
 """The suite's own tests: every rule family's check is shown able to fail.
 
 Each mutant World breaks one rule; running the suite against it must fail in the
-tests of that rule, while a control test of an unrelated rule still passes (so
-the failure is the bug being caught, not the mutant being unusable). The
-unbroken in-memory World and the local World must pass.
+tests of that rule, for the expected reason, while a control test of an
+unrelated rule still passes (so the failure is the bug being caught, not the
+mutant being unusable). Every rule the suite checks has a mutant, and that is
+itself checked, so a new rule cannot arrive without proof that its tests can
+fail. The unbroken in-memory World must pass.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
+
+from conformance.markers import rule_of
+from conformance.plugin import SUITE_DIR
+from worlds_sdk.backend import WorldBackend
+
+from . import worlds
+from .memory_world import MemoryWorld
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTROL = ("test_EV3_world_mints_run_ids", "EV-3")
@@ -52,51 +64,161 @@ def run_suite(world: str, selection: str, tmp_path: Path, *extra: str) -> tuple[
     return proc, data
 
 
+class Case(NamedTuple):
+    """One mutant and the rule whose tests must catch it."""
+
+    mutant: str
+    tests: str
+    """The rule's tests, as a ``-k`` expression: only these (and the control) run."""
+    rule: str
+    reason: str
+    """Text in the failure of every failing test of the rule: the bug was caught, the mutant did not crash."""
+    control: tuple[str, str] = CONTROL
+
+
 MUTANTS = [
-    # (mutant, the tests that must catch it, the rule they check)
-    ("non_atomic_write", "test_EV1_readers_never_see_half_an_event", "EV-1"),
-    ("racy_hook_token", "test_HK1_token_unique_under_concurrent_creation", "HK-1"),
-    ("hooks_outlive_run", "test_HK3_terminal_run_disposes_hooks_and_waits", "HK-3"),
-    ("self_conflict", "test_HK2_resending_same_hook_conflicts_not_self_conflict", "HK-2"),
-    ("run_started_appends_twice", "test_EV5_run_started_on_running_run_appends_nothing", "EV-5"),
-    ("events_out_of_order", "test_EV11_events_listed_in_append_order", "EV-11"),
-    ("truncates_at_nul", "test_PL1_event_payloads_round_trip", "PL-1"),
-    ("drops_failed_messages", "test_Q1_redelivered_after_handler_raises", "Q-1"),
-    ("ignores_idempotency_key", "test_Q3_idempotency_key_yields_one_message", "Q-3"),
-    ("ignores_delay", "test_Q4_delay_seconds_honoured", "Q-4"),
-    ("duplicates_live_chunks", "test_ST1_live_reader_sees_existing_then_new_chunks", "ST-1"),
-    ("ack_before_handling", "test_Q5_message_of_killed_consumer_redelivered", "Q-5"),
+    Case("non_atomic_write", "test_EV1_readers_never_see_half_an_event", "EV-1", "has no step"),
+    Case("returns_stale_run", "test_EV2_create_returns_event_and_entity", "EV-2", "AssertionError"),
+    Case(
+        "trusts_client_run_ids",
+        "test_EV3_bad_client_run_id_rejected",
+        "EV-3",
+        "DID NOT RAISE ValidationError",
+        control=("test_EV4_duplicate_run_created_conflicts", "EV-4"),
+    ),
+    Case(
+        "upserts_run_created", "test_EV4_duplicate_run_created_conflicts", "EV-4", "DID NOT RAISE EntityConflictError"
+    ),
+    Case("run_started_appends_twice", "test_EV5_run_started_on_running_run_appends_nothing", "EV-5", "AssertionError"),
+    Case(
+        "bootstraps_without_run_created",
+        "test_EV6_run_started_bootstraps_missing_run",
+        "EV-6",
+        "['run_started'] == ['run_created', 'run_started']",
+    ),
+    Case(
+        "steps_on_terminal_runs",
+        "test_EV7_terminal_run_accepts_no_transition",
+        "EV-7",
+        "DID NOT RAISE EntityConflictError",
+    ),
+    Case(
+        "ignores_retry_after",
+        "test_EV8_step_started_before_retry_after_too_early",
+        "EV-8",
+        "DID NOT RAISE TooEarlyError",
+    ),
+    Case("completes_waits_twice", "test_EV9_wait_rules", "EV-9", "AssertionError"),
+    Case("ignores_spec_version", "test_EV10_run_from_newer_spec", "EV-10", "DID NOT RAISE RunNotSupportedError"),
+    Case("events_out_of_order", "test_EV11_events_listed_in_append_order", "EV-11", "AssertionError"),
+    Case("racy_hook_token", "test_HK1_token_unique_under_concurrent_creation", "HK-1", "AssertionError"),
+    Case(
+        "self_conflict",
+        "test_HK2_resending_same_hook_conflicts_not_self_conflict",
+        "HK-2",
+        "DID NOT RAISE EntityConflictError",
+    ),
+    Case(
+        "hooks_outlive_run", "test_HK3_terminal_run_disposes_hooks_and_waits", "HK-3", "DID NOT RAISE HookNotFoundError"
+    ),
+    Case("forgets_disposed_hooks", "test_HK4_concurrent_disposal_has_one_winner", "HK-4", "HookNotFoundError"),
+    Case("truncates_at_nul", "test_PL1_event_payloads_round_trip", "PL-1", "AssertionError"),
+    Case("drops_failed_messages", "test_Q1_redelivered_after_handler_raises", "Q-1", "condition not reached"),
+    Case("attempt_always_one", "test_Q2_attempts_count_up_and_message_id_is_stable", "Q-2", "[1, 1, 1] == [1, 2, 3]"),
+    Case("ignores_idempotency_key", "test_Q3_idempotency_key_yields_one_message", "Q-3", "AssertionError"),
+    Case("ignores_delay", "test_Q4_delay_seconds_honoured", "Q-4", "delivered before delay_seconds"),
+    Case("ack_before_handling", "test_Q5_message_of_killed_consumer_redelivered", "Q-5", "condition not reached"),
+    Case("recovers_finished_runs", "test_Q6_start_reenqueues_pending_and_running_runs", "Q-6", "not in"),
+    Case("case_blind_queue_names", "test_QN1_invalid_queue_name_rejected", "QN-1", "DID NOT RAISE ValidationError"),
+    Case(
+        "drops_event_data_unresolved", "test_RD1_resolve_none_strips_exactly_payload_fields", "RD-1", "AssertionError"
+    ),
+    Case("event_miss_is_none", "test_ER1_read_misses_are_typed_not_found", "ER-1", "DID NOT RAISE NotFoundError"),
+    Case("duplicates_live_chunks", "test_ST1_live_reader_sees_existing_then_new_chunks", "ST-1", "AssertionError"),
+    Case("streams_need_the_run", "test_ST2_writing_does_not_need_the_run", "ST-2", "WorkflowRunNotFoundError"),
 ]
 
 
-@pytest.mark.parametrize(("mutant", "tests", "rule"), MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_suite_catches_mutant(mutant: str, tests: str, rule: str, tmp_path: Path) -> None:
-    proc, report = run_suite(f"tests.mutants.worlds:{mutant}", f"{tests} or {CONTROL[0]}", tmp_path)
+def assert_caught(case: Case, report: dict[str, Any]) -> None:
+    """The rule failed, and each of its failing tests failed for the expected reason."""
+    rule = report["rules"][case.rule]
+    assert rule["status"] == "fail", rule
+    reasons = [t["reason"] for t in rule["tests"] if t["outcome"] == "failed"]
+    assert all(case.reason in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize("case", MUTANTS, ids=[c.mutant for c in MUTANTS])
+def test_suite_catches_mutant(case: Case, tmp_path: Path) -> None:
+    control_test, control_rule = case.control
+    proc, report = run_suite(f"tests.mutants.worlds:{case.mutant}", f"{case.tests} or {control_test}", tmp_path)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rules = report["rules"]
-    assert rules[rule]["status"] == "fail", rules
-    assert rules[CONTROL[1]]["status"] == "pass", rules
+    assert_caught(case, report)
+    assert report["rules"][control_rule]["status"] == "pass", report["rules"]
 
 
 MODEL_MUTANTS = [
-    ("hooks_outlive_run", "test_MB1_events_hooks_waits_agree_with_oracle", "MB-1"),
-    ("self_conflict", "test_MB1_events_hooks_waits_agree_with_oracle", "MB-1"),
-    ("drops_failed_messages", "test_MB2_queue_history_is_at_least_once", "MB-2"),
-    ("ignores_idempotency_key", "test_MB2_queue_history_is_at_least_once", "MB-2"),
+    Case("hooks_outlive_run", "test_MB1_events_hooks_waits_agree_with_oracle", "MB-1", "AssertionError"),
+    Case(
+        "self_conflict",
+        "test_MB1_events_hooks_waits_agree_with_oracle",
+        "MB-1",
+        "expected EntityConflictError, World accepted it",
+    ),
+    Case("drops_failed_messages", "test_MB2_queue_history_is_at_least_once", "MB-2", "condition not reached"),
+    Case("ignores_idempotency_key", "test_MB2_queue_history_is_at_least_once", "MB-2", "Q-3: same idempotency key"),
+    Case("tail_is_chunk_count", "test_MB3_streams_agree_with_list_model", "MB-3", "ST-1: tail index wrong"),
 ]
 
 
-@pytest.mark.parametrize(("mutant", "tests", "rule"), MODEL_MUTANTS, ids=[f"{m[0]}-{m[2]}" for m in MODEL_MUTANTS])
-def test_state_machines_catch_mutant(mutant: str, tests: str, rule: str, tmp_path: Path) -> None:
-    proc, report = run_suite(f"tests.mutants.worlds:{mutant}", tests, tmp_path)
+@pytest.mark.parametrize("case", MODEL_MUTANTS, ids=[f"{c.mutant}-{c.rule}" for c in MODEL_MUTANTS])
+def test_state_machines_catch_mutant(case: Case, tmp_path: Path) -> None:
+    proc, report = run_suite(f"tests.mutants.worlds:{case.mutant}", case.tests, tmp_path)
     assert proc.returncode == 1, proc.stdout[-3000:]
-    assert report["rules"][rule]["status"] == "fail"
+    assert_caught(case, report)
+
+
+@cache
+def suite_tests() -> dict[str, str | None]:
+    """Every test function of the suite, with the rule its name carries (None: it carries none)."""
+    tests: dict[str, str | None] = {}
+    for path in sorted(SUITE_DIR.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                ref = rule_of(node.name)
+                tests[node.name] = ref.rule if ref else None
+    return tests
+
+
+def test_every_rule_of_the_suite_has_a_mutant() -> None:
+    """A new rule without a mutant fails the build: its tests are not yet shown able to fail."""
+    tests = suite_tests()
+    assert len(tests) > 50, "the suite was not found"
+    assert [name for name, rule in tests.items() if rule is None] == [], "every suite test names its rule"
+    missing = sorted({r for r in tests.values() if r} - {c.rule for c in MUTANTS + MODEL_MUTANTS})
+    assert not missing, f"rules whose tests no mutant shows able to fail: {missing}"
+
+
+@pytest.mark.parametrize("case", MUTANTS + MODEL_MUTANTS, ids=[f"{c.mutant}-{c.rule}" for c in MUTANTS + MODEL_MUTANTS])
+def test_mutant_cases_select_the_tests_of_their_rule(case: Case) -> None:
+    """A renamed test must not leave a case selecting nothing, or the wrong rule's tests."""
+    assert isinstance(getattr(worlds, case.mutant), WorldBackend)
+    tests = suite_tests()
+    for expression, rule in [(case.tests, case.rule), case.control]:
+        for name in expression.split(" or "):
+            assert {r for test, r in tests.items() if name in test} == {rule}, name
 
 
 def test_unbroken_memory_world_passes_the_suite(tmp_path: Path) -> None:
+    """Also the baseline of every memory mutant: its rule passes before the one seam is broken."""
     proc, report = run_suite("tests.mutants.memory_world:memory", "test_", tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert report["summary"]["fail"] == 0 and report["summary"]["pass"] > 15
+    on_memory = {c.rule for c in MUTANTS + MODEL_MUTANTS if built_on_memory_world(getattr(worlds, c.mutant))}
+    assert {r: report["rules"].get(r, {}).get("status") for r in on_memory} == dict.fromkeys(on_memory, "pass")
+
+
+def built_on_memory_world(backend: WorldBackend) -> bool:
+    return isinstance(backend.factory, type) and issubclass(backend.factory, MemoryWorld)
 
 
 def test_certification_fails_on_a_missing_must_capability(tmp_path: Path) -> None:

@@ -42,12 +42,16 @@ def migrate_world(config: WorldConfig) -> str:
     return f"schema {parsed.schema!r} is at version {migrate(parsed.conninfo(), parsed.schema)}"
 
 
+SANDBOX_ONLY = frozenset({"url", "durable"})
+"""Sandbox settings that choose the server, not an instance's config."""
+
+
 class PostgresSandbox:
     """One server; :meth:`instance` makes a fresh schema on it per isolated World."""
 
     def __init__(self, url: str, settings: WorldConfig) -> None:
         self.url = url
-        self.settings = {k: v for k, v in settings.items() if k != "url"}
+        self.settings = {k: v for k, v in settings.items() if k not in SANDBOX_ONLY}
 
     @contextmanager
     def instance(self) -> Iterator[WorldConfig]:
@@ -71,9 +75,12 @@ def drop_schema(url: str, schema: str) -> None:
 
 @contextmanager
 def postgres_sandbox(settings: WorldConfig) -> Iterator[PostgresSandbox]:
-    """Start or locate the server once (``settings['url']`` wins over the environment)."""
+    """Start or locate the server once (``settings['url']`` wins over the environment).
+
+    ``settings['durable']`` asks for a local cluster with fsync on (``worlds bench``).
+    """
     url = settings.get("url")
-    with postgres_server({URL_ENV: url} if url else None) as server:
+    with postgres_server({URL_ENV: url} if url else None, durable=bool(settings.get("durable"))) as server:
         yield PostgresSandbox(server.url, settings)
 
 

@@ -68,9 +68,16 @@ class PostgresServer:
     cluster: LocalCluster | None = field(default=None, repr=False)
 
 
+DURABLE_SETTINGS: Mapping[str, str] = {"max_connections": "200"}
+"""A local cluster with PostgreSQL's durable defaults (fsync on), for honest benchmark figures."""
+
+
 @contextmanager
-def postgres_server(environ: Mapping[str, str] | None = None) -> Iterator[PostgresServer]:
-    """Locate or start a server (see the module docstring) and stop what was started."""
+def postgres_server(environ: Mapping[str, str] | None = None, *, durable: bool = False) -> Iterator[PostgresServer]:
+    """Locate or start a server (see the module docstring) and stop what was started.
+
+    ``durable`` starts a local cluster with fsync on instead of the throwaway settings.
+    """
     env = os.environ if environ is None else environ
     url = env.get(URL_ENV)
     if url:
@@ -83,7 +90,7 @@ def postgres_server(environ: Mapping[str, str] | None = None) -> Iterator[Postgr
     bindir = find_bindir()
     if bindir is None:
         raise WorldUnavailableError(NO_SERVER_MESSAGE)
-    with LocalCluster(bindir) as cluster:
+    with LocalCluster(bindir, settings=DURABLE_SETTINGS if durable else THROWAWAY_SETTINGS) as cluster:
         yield PostgresServer(url=cluster.url, source=f"local binaries in {bindir}", cluster=cluster)
 
 
