@@ -15,15 +15,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from worlds_sdk.errors import ValidationError
-from worlds_sdk.models import MAX_PAGE_LIMIT, Page, Pagination, SortOrder
+from worlds_sdk.models import Page, Pagination, SortOrder
+from worlds_sdk.pagination import check_limit, sort_order, split_page
 
 T = TypeVar("T")
-
-
-def check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
-        raise ValidationError(f"must be an integer from 1 to {MAX_PAGE_LIMIT}", field="limit")
-    return limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +30,10 @@ class Keyset:
 
     def query(
         self, conn: sqlite3.Connection, select: str, where: Sequence[str], params: Sequence[Any], pagination: Pagination
-    ) -> tuple[list[sqlite3.Row], str | None, bool]:
+    ) -> tuple[Sequence[sqlite3.Row], str | None, bool]:
         """Run ``select`` (``SELECT … FROM …``) for one page: rows, next cursor, has_more."""
         limit = check_limit(pagination.limit)
-        order = pagination.sort_order or self.default_order
-        if order not in ("asc", "desc"):
-            raise ValidationError("must be 'asc' or 'desc'", field="sort_order")
+        order = sort_order(pagination, self.default_order)
         clauses, values = list(where), list(params)
         if pagination.cursor is not None:
             marks = ", ".join("?" * len(self.columns))
@@ -50,9 +43,7 @@ class Keyset:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY " + ", ".join(f"{c} {order.upper()}" for c in self.columns) + " LIMIT ?"
-        rows = conn.execute(sql, [*values, limit + 1]).fetchall()
-        has_more = len(rows) > limit
-        rows = rows[:limit]
+        rows, has_more = split_page(conn.execute(sql, [*values, limit + 1]).fetchall(), limit)
         cursor = ":".join(str(rows[-1][c]) for c in self.columns) if rows else pagination.cursor
         return rows, cursor, has_more
 

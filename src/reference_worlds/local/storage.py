@@ -18,7 +18,6 @@ from worlds_sdk.errors import (
     EventNotFoundError,
     HookNotFoundError,
     StepNotFoundError,
-    ValidationError,
     WorkflowRunNotFoundError,
 )
 from worlds_sdk.models import (
@@ -33,6 +32,7 @@ from worlds_sdk.models import (
     RunStatus,
     Step,
 )
+from worlds_sdk.pagination import check_resolve_data
 from worlds_sdk.validation import validate_request
 
 from .database import Database
@@ -48,11 +48,6 @@ RUNS = Keyset(("created_us", "run_id"), "desc")
 STEPS = Keyset(("created_us", "step_id"), "desc")
 HOOKS = Keyset(("created_us", "hook_id"), "asc")
 EVENTS = Keyset(("seq",), "asc")
-
-
-def check_resolve_data(resolve_data: ResolveData) -> None:
-    if resolve_data not in ("all", "none"):
-        raise ValidationError("must be 'all' or 'none'", field="resolve_data")
 
 
 def _stripped(cls: type[Payloaded], resolve_data: ResolveData) -> Callable[[sqlite3.Row], Payloaded]:

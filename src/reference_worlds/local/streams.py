@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Sequence
 
 from worlds_sdk.errors import EntityConflictError, ValidationError
 from worlds_sdk.models import ChunkPage, StreamChunk, StreamInfo
+from worlds_sdk.pagination import check_limit
 from worlds_sdk.streaming import StreamSlice, follow_stream
 
 from .database import Database
-from .pages import check_limit
 from .signals import Notifier
 
 

@@ -13,24 +13,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from worlds_sdk.errors import ValidationError
-from worlds_sdk.models import MAX_PAGE_LIMIT, Page, Pagination, ResolveData, SortOrder
+from worlds_sdk.models import Page, Pagination, SortOrder
+from worlds_sdk.pagination import check_limit, sort_order, split_page
 
 from .database import Database, Row
 from .queries import query
 
 T = TypeVar("T")
-
-
-def check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
-        raise ValidationError(f"must be an integer from 1 to {MAX_PAGE_LIMIT}", field="limit")
-    return limit
-
-
-def check_resolve_data(resolve_data: ResolveData) -> ResolveData:
-    if resolve_data not in ("all", "none"):
-        raise ValidationError("must be 'all' or 'none'", field="resolve_data")
-    return resolve_data
 
 
 def _parse_cursor(cursor: str) -> int:
@@ -50,9 +39,7 @@ async def page_of(
 ) -> Page[T]:
     """One page of query ``base`` filtered by the ``where`` conditions (placeholders filled from ``params``)."""
     limit = check_limit(pagination.limit)
-    order = pagination.sort_order or default_order
-    if order not in ("asc", "desc"):
-        raise ValidationError("must be 'asc' or 'desc'", field="sort_order")
+    order = sort_order(pagination, default_order)
     clauses, values = list(where), list(params)
     if pagination.cursor is not None:
         clauses.append("seq > %s" if order == "asc" else "seq < %s")
@@ -61,8 +48,6 @@ async def page_of(
     if clauses:
         text += " WHERE " + " AND ".join(clauses)
     text += f" ORDER BY seq {order.upper()} LIMIT %s"
-    rows = await db.fetchall(text, [*values, limit + 1])
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    rows, has_more = split_page(await db.fetchall(text, [*values, limit + 1]), limit)
     cursor = str(rows[-1]["seq"]) if rows else pagination.cursor
     return Page(data=[build(row) for row in rows], cursor=cursor, has_more=has_more)

@@ -33,11 +33,12 @@ from worlds_sdk.models import (
     RunStatus,
     Step,
 )
+from worlds_sdk.pagination import check_resolve_data
 from worlds_sdk.validation import validate_request
 
 from .database import Database
 from .nul_escape import escape_json
-from .pages import check_resolve_data, page_of
+from .pages import page_of
 from .queries import query
 from .rows import event_from_row, hook_from_row, result_from_row, run_from_row, step_from_row
 

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import ChunkPage, StreamChunk, StreamInfo
+from worlds_sdk.pagination import check_limit
 from worlds_sdk.streaming import StreamSlice, follow_stream
 
 from .database import Database
 from .listener import Signals
-from .pages import check_limit
 from .queries import query
 
 
