@@ -11,12 +11,8 @@ fail. The unbroken in-memory World must pass.
 from __future__ import annotations
 
 import ast
-import json
-import os
-import subprocess
-import sys
+from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
@@ -27,41 +23,11 @@ from worlds_sdk.backend import WorldBackend
 
 from . import worlds
 from .memory_world import MemoryWorld
+from .suite_runs import SuiteRun, SuiteRunner
 
-ROOT = Path(__file__).resolve().parents[2]
 CONTROL = ("test_EV3_world_mints_run_ids", "EV-3")
-
-
-def run_suite(world: str, selection: str, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
-    report = tmp_path / "report.json"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "WORLDS_HYPOTHESIS_PROFILE": "quick",
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            f"--world={world}",
-            "-k",
-            selection,
-            f"--worlds-report={report}",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--timeout=120",
-            *extra,
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    data = json.loads(report.read_text()) if report.exists() else {}
-    return proc, data
+JOBS = 3
+"""Suite runs in flight at once; most of each is a child starting up or waiting on a timeout."""
 
 
 class Case(NamedTuple):
@@ -73,7 +39,15 @@ class Case(NamedTuple):
     rule: str
     reason: str
     """Text in the failure of every failing test of the rule: the bug was caught, the mutant did not crash."""
-    control: tuple[str, str] = CONTROL
+    control: tuple[str, str] | None = CONTROL
+    """A test of another rule that must still pass: the mutant is otherwise a working World."""
+    slow: bool = False
+    """Caught only when a delivery deadline runs out (a lost message)."""
+
+    @property
+    def run(self) -> SuiteRun:
+        selection = f"{self.tests} or {self.control[0]}" if self.control else self.tests
+        return SuiteRun(f"tests.mutants.worlds:{self.mutant}", selection, slow=self.slow)
 
 
 MUTANTS = [
@@ -123,11 +97,19 @@ MUTANTS = [
     ),
     Case("forgets_disposed_hooks", "test_HK4_concurrent_disposal_has_one_winner", "HK-4", "HookNotFoundError"),
     Case("truncates_at_nul", "test_PL1_event_payloads_round_trip", "PL-1", "AssertionError"),
-    Case("drops_failed_messages", "test_Q1_redelivered_after_handler_raises", "Q-1", "condition not reached"),
+    Case(
+        "drops_failed_messages", "test_Q1_redelivered_after_handler_raises", "Q-1", "condition not reached", slow=True
+    ),
     Case("attempt_always_one", "test_Q2_attempts_count_up_and_message_id_is_stable", "Q-2", "[1, 1, 1] == [1, 2, 3]"),
     Case("ignores_idempotency_key", "test_Q3_idempotency_key_yields_one_message", "Q-3", "AssertionError"),
     Case("ignores_delay", "test_Q4_delay_seconds_honoured", "Q-4", "delivered before delay_seconds"),
-    Case("ack_before_handling", "test_Q5_message_of_killed_consumer_redelivered", "Q-5", "condition not reached"),
+    Case(
+        "ack_before_handling",
+        "test_Q5_message_of_killed_consumer_redelivered",
+        "Q-5",
+        "condition not reached",
+        slow=True,
+    ),
     Case("recovers_finished_runs", "test_Q6_start_reenqueues_pending_and_running_runs", "Q-6", "not in"),
     Case("case_blind_queue_names", "test_QN1_invalid_queue_name_rejected", "QN-1", "DID NOT RAISE ValidationError"),
     Case(
@@ -139,6 +121,61 @@ MUTANTS = [
 ]
 
 
+MODEL_MUTANTS = [
+    # A state machine checks its whole contract, so there is no control test.
+    Case("hooks_outlive_run", "test_MB1_events_hooks_waits_agree_with_oracle", "MB-1", "AssertionError", control=None),
+    Case(
+        "self_conflict",
+        "test_MB1_events_hooks_waits_agree_with_oracle",
+        "MB-1",
+        "expected EntityConflictError, World accepted it",
+        control=None,
+    ),
+    Case(
+        "drops_failed_messages",
+        "test_MB2_queue_history_is_at_least_once",
+        "MB-2",
+        "condition not reached",
+        control=None,
+        slow=True,
+    ),
+    Case(
+        "ignores_idempotency_key",
+        "test_MB2_queue_history_is_at_least_once",
+        "MB-2",
+        "Q-3: same idempotency key",
+        control=None,
+    ),
+    Case(
+        "tail_is_chunk_count", "test_MB3_streams_agree_with_list_model", "MB-3", "ST-1: tail index wrong", control=None
+    ),
+]
+
+
+UNBROKEN = SuiteRun("tests.mutants.memory_world:memory", "test_", slow=True)
+CERTIFY = SuiteRun("tests.mutants.memory_world:memory", "test_HK1_token_unique_across_processes", ("--certify",))
+FIXED_RUNS = {
+    "test_unbroken_memory_world_passes_the_suite": UNBROKEN,
+    "test_certification_fails_on_a_missing_must_capability": CERTIFY,
+}
+
+
+@pytest.fixture(scope="session")
+def suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteRunner]:
+    """The suite runs, every selected test's run started at once so they overlap."""
+    runner = SuiteRunner(tmp_path_factory.mktemp("suite-runs"), jobs=JOBS)
+    wanted = []
+    for item in request.session.items:
+        params = getattr(item, "callspec", None)
+        case = params.params.get("case") if params is not None else None
+        run = case.run if isinstance(case, Case) else FIXED_RUNS.get(item.name)
+        if run is not None:
+            wanted.append(run)
+    runner.start(wanted)
+    yield runner
+    runner.close()
+
+
 def assert_caught(case: Case, report: dict[str, Any]) -> None:
     """The rule failed, and each of its failing tests failed for the expected reason."""
     rule = report["rules"][case.rule]
@@ -148,31 +185,17 @@ def assert_caught(case: Case, report: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", MUTANTS, ids=[c.mutant for c in MUTANTS])
-def test_suite_catches_mutant(case: Case, tmp_path: Path) -> None:
-    control_test, control_rule = case.control
-    proc, report = run_suite(f"tests.mutants.worlds:{case.mutant}", f"{case.tests} or {control_test}", tmp_path)
+def test_suite_catches_mutant(case: Case, suite: SuiteRunner) -> None:
+    assert case.control is not None
+    proc, report = suite.result(case.run)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert_caught(case, report)
-    assert report["rules"][control_rule]["status"] == "pass", report["rules"]
-
-
-MODEL_MUTANTS = [
-    Case("hooks_outlive_run", "test_MB1_events_hooks_waits_agree_with_oracle", "MB-1", "AssertionError"),
-    Case(
-        "self_conflict",
-        "test_MB1_events_hooks_waits_agree_with_oracle",
-        "MB-1",
-        "expected EntityConflictError, World accepted it",
-    ),
-    Case("drops_failed_messages", "test_MB2_queue_history_is_at_least_once", "MB-2", "condition not reached"),
-    Case("ignores_idempotency_key", "test_MB2_queue_history_is_at_least_once", "MB-2", "Q-3: same idempotency key"),
-    Case("tail_is_chunk_count", "test_MB3_streams_agree_with_list_model", "MB-3", "ST-1: tail index wrong"),
-]
+    assert report["rules"][case.control[1]]["status"] == "pass", report["rules"]
 
 
 @pytest.mark.parametrize("case", MODEL_MUTANTS, ids=[f"{c.mutant}-{c.rule}" for c in MODEL_MUTANTS])
-def test_state_machines_catch_mutant(case: Case, tmp_path: Path) -> None:
-    proc, report = run_suite(f"tests.mutants.worlds:{case.mutant}", case.tests, tmp_path)
+def test_state_machines_catch_mutant(case: Case, suite: SuiteRunner) -> None:
+    proc, report = suite.result(case.run)
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert_caught(case, report)
 
@@ -203,14 +226,14 @@ def test_mutant_cases_select_the_tests_of_their_rule(case: Case) -> None:
     """A renamed test must not leave a case selecting nothing, or the wrong rule's tests."""
     assert isinstance(getattr(worlds, case.mutant), WorldBackend)
     tests = suite_tests()
-    for expression, rule in [(case.tests, case.rule), case.control]:
+    for expression, rule in [(case.tests, case.rule), *([case.control] if case.control else [])]:
         for name in expression.split(" or "):
             assert {r for test, r in tests.items() if name in test} == {rule}, name
 
 
-def test_unbroken_memory_world_passes_the_suite(tmp_path: Path) -> None:
+def test_unbroken_memory_world_passes_the_suite(suite: SuiteRunner) -> None:
     """Also the baseline of every memory mutant: its rule passes before the one seam is broken."""
-    proc, report = run_suite("tests.mutants.memory_world:memory", "test_", tmp_path)
+    proc, report = suite.result(UNBROKEN)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert report["summary"]["fail"] == 0 and report["summary"]["pass"] > 15
     on_memory = {c.rule for c in MUTANTS + MODEL_MUTANTS if built_on_memory_world(getattr(worlds, c.mutant))}
@@ -221,10 +244,8 @@ def built_on_memory_world(backend: WorldBackend) -> bool:
     return isinstance(backend.factory, type) and issubclass(backend.factory, MemoryWorld)
 
 
-def test_certification_fails_on_a_missing_must_capability(tmp_path: Path) -> None:
-    proc, report = run_suite(
-        "tests.mutants.memory_world:memory", "test_HK1_token_unique_across_processes", tmp_path, "--certify"
-    )
+def test_certification_fails_on_a_missing_must_capability(suite: SuiteRunner) -> None:
+    proc, report = suite.result(CERTIFY)
     assert proc.returncode == 1
     assert "certification: MUST rule HK-1 cannot be checked" in proc.stdout
     assert "multi_process" in proc.stdout

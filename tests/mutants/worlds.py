@@ -37,6 +37,8 @@ from worlds_sdk.queue_names import NAME_RE
 
 from .memory_world import MemoryStore, MemoryWorld, _Events, backend
 
+# -- events and hooks (EV-*, HK-*) -----------------------------------------------------
+
 
 class NonAtomicWrite(MemoryWorld):
     """Appends the event, yields, then changes the entity: readers see half an event (EV-1)."""
@@ -114,9 +116,6 @@ class _SortedByCorrelation(_Events):
     ) -> Page[Any]:
         page = await super().list(run_id, pagination=pagination, resolve_data=resolve_data)
         return dataclasses.replace(page, data=sorted(page.data, key=lambda e: e.correlation_id or ""))
-
-
-# -- events.create (EV-2..EV-10) -------------------------------------------------------
 
 
 class ReturnsStaleRun(MemoryWorld):
@@ -257,6 +256,9 @@ class _GetOrNone(_Events):
             return None  # type: ignore[return-value]
 
 
+# -- payloads and the queue (PL-1, Q-*, QN-1) ------------------------------------------
+
+
 class TruncatesAtNul(MemoryWorld):
     """Stores payload bytes as C strings: everything after a NUL byte is lost (PL-1)."""
 
@@ -331,6 +333,9 @@ class CaseBlindQueueNames(MemoryWorld):
             raise ValidationError("is not a queue name", field="queue_name")
 
 
+# -- streams (ST-*, MB-3) --------------------------------------------------------------
+
+
 class DuplicatesLiveChunks(MemoryWorld):
     """Hands a live reader every chunk written after it started twice (ST-1)."""
 
@@ -364,19 +369,22 @@ class TailIsChunkCount(MemoryWorld):
         return dataclasses.replace(info, tail_index=info.tail_index + 1)
 
 
+# -- the local World, for a consumer that dies (Q-5) -----------------------------------
+
+
 class _AckBeforeHandling:
     """Wraps a World so a handler's message is acknowledged before the handler runs (Q-5)."""
 
     def __init__(self, inner: World) -> None:
         self._inner = inner
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def register_handler(self, prefix: str, handler: QueueHandler) -> None:
         async def ack_first(message: Any, meta: MessageMeta) -> None:
-            task = asyncio.create_task(handler(message, meta))
+            task = asyncio.ensure_future(handler(message, meta))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -387,7 +395,7 @@ def _local_wrapped() -> WorldBackend:
     (local,) = local_backends()
     return dataclasses.replace(
         local, id="mutant-ack-before-handling", factory=lambda config: _AckBeforeHandling(local.factory(config))
-    )  # type: ignore[arg-type,return-value]
+    )
 
 
 non_atomic_write = backend(NonAtomicWrite, "mutant-non-atomic-write")
@@ -401,7 +409,6 @@ drops_failed_messages = backend(DropsFailedMessages, "mutant-drops-failed-messag
 ignores_idempotency_key = backend(IgnoresIdempotencyKey, "mutant-ignores-idempotency-key")
 ignores_delay = backend(IgnoresDelay, "mutant-ignores-delay")
 duplicates_live_chunks = backend(DuplicatesLiveChunks, "mutant-duplicates-live-chunks")
-ack_before_handling = _local_wrapped()
 returns_stale_run = backend(ReturnsStaleRun, "mutant-returns-stale-run")
 trusts_client_run_ids = backend(TrustsClientRunIds, "mutant-trusts-client-run-ids")
 upserts_run_created = backend(UpsertsRunCreated, "mutant-upserts-run-created")
@@ -418,3 +425,4 @@ recovers_finished_runs = backend(RecoversFinishedRuns, "mutant-recovers-finished
 case_blind_queue_names = backend(CaseBlindQueueNames, "mutant-case-blind-queue-names")
 streams_need_the_run = backend(StreamsNeedTheRun, "mutant-streams-need-the-run")
 tail_is_chunk_count = backend(TailIsChunkCount, "mutant-tail-is-chunk-count")
+ack_before_handling = _local_wrapped()

@@ -21,7 +21,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.composite import CompositeInfo, register_composite
 from psycopg_pool import AsyncConnectionPool
 
-from worlds_sdk.errors import WorkflowWorldError
+from worlds_sdk.errors import WorkflowWorldError, WorldUnavailableError
 
 from .config import PostgresConfig
 from .errors import translated
@@ -140,7 +140,21 @@ class Database:
         return rows[0] if rows else None
 
     async def fetchall(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
-        """Run one statement (NUL-escaping parameters and results, see :mod:`.nul_escape`)."""
+        """Run one statement (NUL-escaping parameters and results, see :mod:`.nul_escape`).
+
+        A connection the server terminated just before the statement (``pg_terminate_backend``,
+        a restart) can still look idle to :meth:`_live_connection`. The statement then fails
+        with ``AdminShutdown``, which means the server ended that backend and rolled back
+        whatever it was doing, so running it once more on a fresh connection is safe.
+        """
+        try:
+            return await self._execute(query, params)
+        except WorldUnavailableError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.AdminShutdown):
+                raise
+        return await self._execute(query, params)
+
+    async def _execute(self, query: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
         async with self.connection() as conn:
             cur = await conn.execute(query.encode(), escape_params(params))
             return [unescape_value(row) for row in await cur.fetchall()]
