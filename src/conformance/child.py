@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from worlds_sdk.discovery import resolve_world
@@ -24,6 +25,10 @@ def emit(message: dict[str, Any]) -> None:
 
 
 async def create_event(world: World, cmd: dict[str, Any]) -> dict[str, Any]:
+    """One ``events.create``; with ``at``, first wait until that wall-clock time (a race start)."""
+    await world.runs.list()  # open connections and warm caches before the start line
+    if "at" in cmd:
+        await asyncio.sleep(max(0.0, cmd["at"] - time.time()))
     try:
         result = await world.events.create(cmd["run_id"], request_from_wire(cmd["request"]))
     except Exception as exc:
@@ -55,17 +60,25 @@ async def read_stream(world: World, cmd: dict[str, Any]) -> dict[str, Any]:
 
 
 async def append_forever(world: World, cmd: dict[str, Any]) -> dict[str, Any]:
-    """The crash test's writer: a run with steps and hooks, event after event, until killed."""
-    from .builders import run_created_request, step_request
+    """The crash test's writer: runs with steps and hooks that end, event after event, until killed.
+
+    Each run id is announced before its first event, so the parent can check runs
+    whose creation the kill interrupted too.
+    """
+    from worlds_sdk import ids
+
+    from .builders import hook_request, run_created_request, step_request, terminal_request
 
     i = 0
     while True:
-        result = await world.events.create(None, run_created_request(b"crash"))
-        assert result.run is not None
-        run_id = result.run.run_id
+        run_id = ids.new_id("wrun")
+        emit({"kind": "run", "run_id": run_id})
+        await world.events.create(run_id, run_created_request(b"crash"))
         await world.events.create(run_id, EventRequest(event_type="run_started"))
+        await world.events.create(run_id, hook_request("hook_created", f"hook_{run_id}", token=f"crash-{i % 3}"))
         for kind in ("step_created", "step_started", "step_completed"):
             await world.events.create(run_id, step_request(kind, f"step_{i}"))
+        await world.events.create(run_id, terminal_request("completed"))
         i += 1
         emit({"kind": "progress", "runs": i})
 

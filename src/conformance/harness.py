@@ -15,13 +15,15 @@ from typing import TypeVar
 
 from worlds_sdk.backend import Sandbox, WorldConfig
 from worlds_sdk.capabilities import Capability
+from worlds_sdk.models import Pagination
 from worlds_sdk.protocols import World
 
-from .processes import ChildProcess, spawn, spawn_many
+from .processes import ChildProcess, spawn
 from .selection import SelectedWorld
 
 T = TypeVar("T")
 BODY_TIMEOUT = 120.0
+CLOSE_TIMEOUT = 30.0
 
 
 class WorldContext:
@@ -43,11 +45,18 @@ class WorldContext:
     async def _close(self, world: World) -> None:
         if world in self._open_worlds:
             self._open_worlds.remove(world)
-            await world.close()
+            await asyncio.wait_for(world.close(), CLOSE_TIMEOUT)
 
     async def _close_all(self) -> None:
+        """Close every World still open, even when one of them fails to close."""
+        errors: list[Exception] = []
         while self._open_worlds:
-            await self._close(self._open_worlds[-1])
+            try:
+                await self._close(self._open_worlds[-1])
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise ExceptionGroup("closing the World failed", errors)
 
     async def open_another(self) -> World:
         """A second World object on the same instance (another client, same data)."""
@@ -60,15 +69,11 @@ class WorldContext:
         return self.world
 
     async def spawn(self, name: str = "child") -> ChildProcess:
-        child = await spawn(self.selected.reference, self.config, name)
-        self._stack.push_async_callback(child.stop)
-        return child
+        """A child process on this World; it is stopped (or killed) when the body ends."""
+        return await spawn(self.selected.reference, self.config, name, cleanup=self._stack)
 
     async def spawn_many(self, n: int) -> list[ChildProcess]:
-        children = await spawn_many(self.selected.reference, self.config, n)
-        for child in children:
-            self._stack.push_async_callback(child.stop)
-        return children
+        return list(await asyncio.gather(*(self.spawn(f"child-{i}") for i in range(n))))
 
     def has(self, capability: Capability) -> bool:
         return capability in self.selected.capabilities
@@ -92,4 +97,11 @@ class WorldHarness:
     async def _main(self, config: WorldConfig, body: Callable[[WorldContext], Awaitable[T]], timeout: float) -> T:
         async with AsyncExitStack() as stack:
             ctx = WorldContext(self.selected, config, stack)
+            await _check_empty(ctx.world)
             return await asyncio.wait_for(body(ctx), timeout)
+
+
+async def _check_empty(world: World) -> None:
+    """Every instance must start empty, or tests would see each other's runs and messages."""
+    if (await world.runs.list(pagination=Pagination(limit=1))).data:
+        raise RuntimeError("the backend's sandbox.instance() did not provide an empty World (isolation is broken)")

@@ -20,13 +20,14 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 
 from worlds_sdk import ids
 from worlds_sdk.errors import HookNotFoundError, WorkflowWorldError
-from worlds_sdk.models import EventRequest, EventResult
+from worlds_sdk.models import Event, EventRequest, EventResult
 
 from .builders import bootstrap_request, hook_request, run_created_request, step_request, terminal_request, wait_request
 from .harness import WorldHarness
 from .history import judge
 from .oracle import Oracle, comparable
 from .queueing import QueueProbe
+from .reading import all_events
 
 T = TypeVar("T")
 STEP_IDS = ("s1", "s2", "s3")
@@ -91,7 +92,7 @@ def events_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
             got_type = got.event.event_type if got.event else None
             assert want_type == got_type, f"{what}: appended {got_type}, oracle appended {want_type}"
             if want.event is not None and got.event is not None:
-                assert got.event.event_data == want.event.event_data, f"{what}: event data differs"
+                assert _event_key(got.event) == _event_key(want.event), f"{what}: appended event differs"
             for name in ("run", "step", "hook", "wait"):
                 w, g = comparable(getattr(want, name)), comparable(getattr(got, name))
                 assert w == g, f"{what}: result.{name} is {g}, oracle says {w}"
@@ -153,9 +154,9 @@ def events_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
             for run_id, run in self.oracle.runs.items():
                 got = self.run(self.world.runs.get(run_id))
                 assert comparable(got) == comparable(run), f"EV-1: run {run_id} differs from the oracle"
-                events = self.run(self.world.events.list(run_id))
-                want = [e.event_type for e in self.oracle.events[run_id]]
-                assert [e.event_type for e in events.data] == want, f"EV-11: event log of {run_id} differs"
+                events = self.run(all_events(self.world, run_id))
+                want = [_event_key(e) for e in self.oracle.events[run_id]]
+                assert [_event_key(e) for e in events] == want, f"EV-11: event log of {run_id} differs"
             for (run_id, step_id), step in self.oracle.steps.items():
                 got_step = self.run(self.world.steps.get(run_id, step_id))
                 assert comparable(got_step) == comparable(step), f"EV-8: step {step_id} differs from the oracle"
@@ -270,6 +271,10 @@ def streams_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
 
     StreamsMachine.harness = harness
     return StreamsMachine
+
+
+def _event_key(event: Event) -> tuple[Any, ...]:
+    return (event.event_type, event.correlation_id, event.event_data, event.spec_version)
 
 
 async def _read_all(world: Any, name: str) -> list[bytes]:

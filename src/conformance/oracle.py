@@ -65,11 +65,15 @@ class Oracle:
         return effects
 
 
-_CLOCK_FIELDS = {"created_at", "updated_at", "started_at", "completed_at", "event_id"}
+_CLOCK_FIELDS = {"created_at", "updated_at", "started_at", "completed_at"}
 
 
 def comparable(entity: Any) -> Any:
-    """An entity without the fields that depend on the clock or on minted ids."""
+    """An entity with its clock fields reduced to "set or not" (their values depend on the clock)."""
     if entity is None:
         return None
-    return {k: v for k, v in dataclasses.asdict(entity).items() if k not in _CLOCK_FIELDS}
+    return {
+        k: (v is not None) if k in _CLOCK_FIELDS else v
+        for k, v in dataclasses.asdict(entity).items()
+        if k != "event_id"
+    }

@@ -6,13 +6,13 @@ installing worlds-sdk never disturbs another project's test run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from _pytest.config import Config as _Config
 
-from worlds_sdk.discovery import WorldNotFoundError, resolve_world
+from worlds_sdk.discovery import DiscoveryError, WorldNotFoundError, resolve_world
 
 from . import profiles
 from .harness import WorldHarness
@@ -59,16 +59,20 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         backend = resolve_world(str(reference))
-    except WorldNotFoundError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    except (WorldNotFoundError, DiscoveryError) as exc:
+        raise pytest.UsageError(" ".join(str(exc).split())) from None
     spec_value = _setting(config, "spec-version")
-    spec_version = int(str(spec_value)) if spec_value else backend.max_spec_version
+    try:
+        spec_version = int(str(spec_value)) if spec_value else backend.max_spec_version
+    except ValueError:
+        raise pytest.UsageError(f"--spec-version: expected a whole number, got {spec_value!r}") from None
     if spec_version not in backend.spec_versions:
         raise pytest.UsageError(
             f"--spec-version {spec_version}: world {backend.id!r} supports {sorted(backend.spec_versions)}"
         )
+    certify = bool(_setting(config, "certify"))
     try:
-        profiles.register_and_load(config.getoption("hypothesis_profile", None))
+        profile = profiles.register_and_load(config.getoption("hypothesis_profile", None), certify=certify)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SELECTED] = SelectedWorld(
@@ -76,7 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
         backend=backend,
         settings=parse_world_config(str(_setting(config, "world-config") or "")),
         spec_version=spec_version,
-        certify=bool(_setting(config, "certify")),
+        certify=certify,
+        hypothesis_profile=profile,
     )
     report_path = _setting(config, "worlds-report")
     config.pluginmanager.register(_Recorder(config.stash[SELECTED], str(report_path) if report_path else None))
@@ -84,13 +89,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _collect_suite(config: pytest.Config) -> None:
-    """Collect the suite wherever pytest runs; explicit paths are kept and the suite added."""
+    """Collect the suite wherever pytest runs.
+
+    Explicit paths are kept and the suite is added, unless one of them already points
+    into the suite (re-running one failed test must not run all of them).
+    """
     suite = str(SUITE_DIR)
-    if config.args_source == _Config.ArgsSource.ARGS:
-        if suite not in config.args:
-            config.args.append(suite)
-    else:
+    if config.args_source != _Config.ArgsSource.ARGS:
         config.args[:] = [suite]
+    elif not any(_inside_suite(arg, config) for arg in config.args):
+        config.args.append(suite)
+
+
+def _inside_suite(arg: str, config: pytest.Config) -> bool:
+    path = Path(arg.split("::", 1)[0])
+    if not path.is_absolute():
+        path = config.invocation_params.dir / path
+    return path.resolve().is_relative_to(SUITE_DIR.resolve())
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -125,15 +140,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if selected is None or not _in_suite(item):
         return
     ref = rule_of(item.name)
+    must_be_checked = selected.certify and ref is not None and ref.level == "MUST"
     for mark in item.iter_markers("worlds_spec"):
         if not spec_allows(mark.args[0], selected.spec_version):
-            pytest.skip(f"applies to spec {mark.args[0]}, running spec {selected.spec_version}")
+            why = f"applies to spec {mark.args[0]}, running spec {selected.spec_version}"
+            if must_be_checked:
+                pytest.fail(f"certification: MUST rule {ref.rule} cannot be checked: it {why}", pytrace=False)
+            pytest.skip(why)
     missing = sorted(
         {str(c) for mark in item.iter_markers("worlds_requires") for c in mark.args} - set(selected.capabilities)
     )
     if missing:
         what = f"world {selected.backend.id!r} does not declare capability {', '.join(missing)}"
-        if selected.certify and ref is not None and ref.level == "MUST":
+        if must_be_checked:
             pytest.fail(f"certification: MUST rule {ref.rule} cannot be checked: {what}", pytrace=False)
         pytest.skip(what)
 
@@ -146,9 +165,22 @@ class _Recorder:
         self.report_path = report_path
         self.results = RuleResults()
         self.suite_ids: set[str] = set()
+        self.deselected = 0
 
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        self.deselected += sum(1 for item in items if _in_suite(item))
+
+    @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.suite_ids = {item.nodeid for item in items if _in_suite(item)}
+
+    def pytest_collection_finish(self) -> None:
+        if self.selected.certify and self.deselected:
+            pytest.exit(
+                f"certification runs the whole suite, but {self.deselected} of its tests were deselected "
+                "(-k, -m, --deselect, --lf); drop the selection or --certify",
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         ref = rule_of(report.nodeid.rsplit("::", 1)[-1])
@@ -162,6 +194,13 @@ class _Recorder:
             for line in lines:
                 terminalreporter.write_line(line)
 
-    def pytest_sessionfinish(self) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.report_path:
-            self.results.write(self.report_path, self.selected)
+            complete = not self.deselected and self.suite_ids and self.suite_ids <= self.results.records.keys()
+            self.results.write(
+                self.report_path,
+                self.selected,
+                exitstatus=int(exitstatus),
+                complete=bool(complete),
+                deselected=self.deselected,
+            )

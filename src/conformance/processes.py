@@ -13,8 +13,11 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
-from typing import Any
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import IO, Any
 
 from worlds_sdk.backend import WorldConfig
 
@@ -25,9 +28,19 @@ READY_TIMEOUT = 60.0
 class ChildProcess:
     """The parent's handle on one child."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, name: str, stderr: IO[bytes]) -> None:
         self.proc = proc
         self.name = name
+        self._stderr = stderr
+        self.skipped: list[dict[str, Any]] = []
+        """Messages :meth:`receive` passed over while waiting for another kind."""
+
+    def stderr_tail(self, size: int = 2000) -> str:
+        """The end of what the child wrote to stderr (kept in a file, so a chatty child never blocks)."""
+        self._stderr.flush()
+        self._stderr.seek(0, os.SEEK_END)
+        self._stderr.seek(max(0, self._stderr.tell() - size))
+        return self._stderr.read().decode(errors="replace")
 
     async def send(self, command: Mapping[str, Any]) -> None:
         assert self.proc.stdin is not None
@@ -40,13 +53,11 @@ class ChildProcess:
         while True:
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
             if not line:
-                err = b""
-                if self.proc.stderr is not None:
-                    err = await self.proc.stderr.read()
-                raise RuntimeError(f"child {self.name} exited: {err.decode(errors='replace')[-2000:]}")
+                raise RuntimeError(f"child {self.name} exited; its stderr ends with: {self.stderr_tail()}")
             message: dict[str, Any] = json.loads(line)
             if kind is None or message.get("kind") == kind:
                 return message
+            self.skipped.append(message)
 
     async def call(self, command: Mapping[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         await self.send(command)
@@ -58,34 +69,54 @@ class ChildProcess:
             self.proc.send_signal(signal.SIGKILL)
 
     async def stop(self) -> None:
-        if self.proc.returncode is None:
-            try:
-                await self.send({"op": "exit"})
-                await asyncio.wait_for(self.proc.wait(), 15)
-            except (TimeoutError, ConnectionError, BrokenPipeError):
-                self.kill()
-                await self.proc.wait()
+        try:
+            if self.proc.returncode is None:
+                try:
+                    await self.send({"op": "exit"})
+                    await asyncio.wait_for(self.proc.wait(), 15)
+                except (TimeoutError, ConnectionError, BrokenPipeError):
+                    self.kill()
+                    await self.proc.wait()
+        finally:
+            self._stderr.close()
 
 
-async def spawn(reference: str, config: WorldConfig, name: str = "child") -> ChildProcess:
-    """Start a child on the same World and wait until it has opened it."""
+async def spawn(
+    reference: str, config: WorldConfig, name: str = "child", *, cleanup: AsyncExitStack | None = None
+) -> ChildProcess:
+    """Start a child on the same World and wait until it has opened it.
+
+    With ``cleanup``, the child is registered to be stopped before it is waited for,
+    so a child that fails to get ready is never left running.
+    """
     env = dict(os.environ)
     env[CHILD_ENV] = json.dumps({"reference": reference, "config": dict(config)})
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the ChildProcess, closed by stop()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "conformance.child",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=stderr,
         env=env,
         limit=64 * 1024 * 1024,
     )
-    child = ChildProcess(proc, name)
+    child = ChildProcess(proc, name, stderr)
+    if cleanup is not None:
+        cleanup.push_async_callback(child.stop)
     await child.receive("ready", READY_TIMEOUT)
     return child
 
 
-async def spawn_many(reference: str, config: WorldConfig, n: int) -> list[ChildProcess]:
-    return list(await asyncio.gather(*(spawn(reference, config, f"child-{i}") for i in range(n))))
+async def race(
+    commands: Sequence[tuple[ChildProcess, Mapping[str, Any]]], *, lead: float = 0.5
+) -> list[dict[str, Any]]:
+    """Send each child its command with one shared start time, so they really run at once.
+
+    Commands are delivered one by one; the ``at`` time (``lead`` seconds ahead) makes
+    every child wait until the same instant before it acts.
+    """
+    at = time.time() + lead
+    return list(await asyncio.gather(*(child.call({**cmd, "at": at}) for child, cmd in commands)))

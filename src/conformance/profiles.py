@@ -18,21 +18,26 @@ ENV_VAR = "WORLDS_HYPOTHESIS_PROFILE"
 PROFILES = ("default", "ci", "nightly", "quick")
 
 
-def register_and_load(choice: str | None) -> str:
+def register_and_load(choice: str | None, *, certify: bool = False) -> str:
+    """Register the profiles and load the chosen one; returns its name.
+
+    The choice is the option, else ``$WORLDS_HYPOTHESIS_PROFILE``, else ``ci`` in a CI
+    environment or a certification run (reproducible verdicts), else ``default``.
+    """
     common = {
         "deadline": None,
         "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
     }
     settings.register_profile("default", max_examples=12, stateful_step_count=25, **common)
     settings.register_profile(
-        "ci", max_examples=10, stateful_step_count=25, derandomize=True, print_blob=True, **common
+        "ci", max_examples=10, stateful_step_count=25, derandomize=True, print_blob=True, database=None, **common
     )
     settings.register_profile("nightly", max_examples=300, stateful_step_count=80, **common)
     # ci without shrinking: for runs that only need to know *whether* a check fails (the mutant meta-tests).
     settings.register_profile(
         "quick", parent=settings.get_profile("ci"), phases=[Phase.explicit, Phase.reuse, Phase.generate]
     )
-    name = choice or os.environ.get(ENV_VAR) or "default"
+    name = choice or os.environ.get(ENV_VAR) or ("ci" if certify or os.environ.get("CI") else "default")
     if name not in PROFILES:
         raise ValueError(f"unknown hypothesis profile {name!r}; choose one of {', '.join(PROFILES)}")
     settings.load_profile(name)

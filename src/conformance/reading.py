@@ -10,6 +10,7 @@ from worlds_sdk.models import Event, Page, Pagination, Run, Step
 from worlds_sdk.protocols import World
 
 T = TypeVar("T")
+RUN_END = {"run_completed": "completed", "run_failed": "failed", "run_cancelled": "cancelled"}
 
 
 async def collect(fetch: Callable[[Pagination], Awaitable[Page[T]]], *, limit: int = 100) -> list[T]:
@@ -47,7 +48,8 @@ def events_imply_entities(events: Sequence[Event], steps: Sequence[Step], run: R
         step = by_id.get(e.correlation_id or "")
         if e.event_type == "step_created" and step is None:
             problems.append(f"step_created {e.correlation_id} has no step")
-        if e.event_type in ("step_completed", "step_failed") and (step is None or step.status == "pending"):
+        final = {"step_completed": "completed", "step_failed": "failed"}.get(e.event_type)
+        if final is not None and (step is None or step.status != final):  # terminal states never change
             problems.append(f"{e.event_type} {e.correlation_id} but step is {step and step.status}")
     for step_id, n in started.items():
         step = by_id.get(step_id or "")
@@ -55,6 +57,9 @@ def events_imply_entities(events: Sequence[Event], steps: Sequence[Step], run: R
             problems.append(f"{n} step_started for {step_id} but attempt {step and step.attempt}")
     if run is not None and any(e.event_type == "run_started" for e in events) and run.status == "pending":
         problems.append("run_started appended but run still pending")
+    ended = [RUN_END[e.event_type] for e in events if e.event_type in RUN_END]
+    if run is not None and ended and run.status != ended[0]:
+        problems.append(f"{ended[0]} event appended but run is {run.status}")
     return problems
 
 
@@ -72,4 +77,9 @@ def entities_imply_events(steps: Sequence[Step], run: Run | None, events: Sequen
             problems.append(f"step {s.step_id} attempt {s.attempt} > {started[s.step_id]} step_started events")
     if run is not None and run.status == "running" and not any(e.event_type == "run_started" for e in events):
         problems.append("run running without run_started")
+    if run is not None and run.status in RUN_END.values() and f"run_{run.status}" not in {e.event_type for e in events}:
+        problems.append(f"run {run.status} without its run_{run.status} event")
+    for s in steps:
+        if s.status == "failed" and ("step_failed", s.step_id) not in kinds:
+            problems.append(f"step {s.step_id} failed without step_failed")
     return problems

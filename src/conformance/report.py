@@ -20,6 +20,7 @@ from .markers import RuleRef
 from .selection import SelectedWorld
 
 _RANK = {"failed": 2, "passed": 1, "skipped": 0}
+STATUSES = ("pass", "partial", "fail", "skip")
 
 
 @dataclass
@@ -39,7 +40,9 @@ class RuleResults:
     records: dict[str, TestRecord] = field(default_factory=dict)
 
     def add(self, ref: RuleRef, report: pytest.TestReport) -> None:
-        rec = self.records.setdefault(report.nodeid, TestRecord(report.nodeid, ref.rule, ref.level))
+        # A SHOULD or MAY check is its own entry, so it never decides a MUST rule's verdict.
+        rule = ref.rule if ref.level == "MUST" else f"{ref.rule}/{ref.level}"
+        rec = self.records.setdefault(report.nodeid, TestRecord(report.nodeid, rule, ref.level))
         rec.duration += report.duration
         if report.failed:
             rec.outcome = "failed"
@@ -55,9 +58,13 @@ class RuleResults:
         out: dict[str, dict[str, Any]] = {}
         for rule in sorted(grouped, key=_rule_sort_key):
             recs = grouped[rule]
-            status = max((r.outcome for r in recs), key=lambda o: _RANK[o])
+            outcomes = {r.outcome for r in recs}
+            status = max(outcomes, key=lambda o: _RANK[o])
+            verdict = {"passed": "pass", "failed": "fail", "skipped": "skip"}[status]
+            if verdict == "pass" and "skipped" in outcomes:
+                verdict = "partial"  # some of the rule's tests were not run: say so, never a plain pass
             out[rule] = {
-                "status": {"passed": "pass", "failed": "fail", "skipped": "skip"}[status],
+                "status": verdict,
                 "level": min((r.level for r in recs), key=("MUST", "SHOULD", "MAY").index),
                 "tests": [
                     {"id": r.nodeid, "outcome": r.outcome, "duration": round(r.duration, 4), "reason": r.reason}
@@ -67,7 +74,8 @@ class RuleResults:
             }
         return out
 
-    def to_json(self, selected: SelectedWorld) -> dict[str, Any]:
+    def to_json(self, selected: SelectedWorld, **run: Any) -> dict[str, Any]:
+        """The report; ``run`` adds facts about the session (exit status, completeness, …)."""
         rules = self.by_rule()
         return {
             "world": selected.reference,
@@ -76,31 +84,34 @@ class RuleResults:
             "spec_version": selected.spec_version,
             "capabilities": sorted(selected.capabilities),
             "certify": selected.certify,
-            "summary": {s: sum(1 for r in rules.values() if r["status"] == s) for s in ("pass", "fail", "skip")},
+            "hypothesis_profile": selected.hypothesis_profile,
+            **run,
+            "summary": {s: sum(1 for r in rules.values() if r["status"] == s) for s in STATUSES},
             "rules": rules,
         }
 
-    def write(self, path: str | Path, selected: SelectedWorld) -> None:
+    def write(self, path: str | Path, selected: SelectedWorld, **run: Any) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(self.to_json(selected), indent=2) + "\n")
+        Path(path).write_text(json.dumps(self.to_json(selected, **run), indent=2) + "\n")
 
     def matrix(self) -> list[str]:
         rules = self.by_rule()
         if not rules:
             return []
-        lines = [f"{'rule':<8} {'level':<7} {'status':<6} tests", f"{'-' * 8} {'-' * 7} {'-' * 6} -----"]
+        lines = [f"{'rule':<13} {'level':<7} {'status':<7} tests", f"{'-' * 13} {'-' * 7} {'-' * 7} -----"]
         for rule, info in rules.items():
             counts = defaultdict(int)
             for t in info["tests"]:
                 counts[t["outcome"]] += 1
             detail = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-            lines.append(f"{rule:<8} {info['level']:<7} {info['status'].upper():<6} {detail}")
+            lines.append(f"{rule:<13} {info['level']:<7} {info['status'].upper():<7} {detail}")
         return lines
 
 
-def _rule_sort_key(rule: str) -> tuple[str, int]:
+def _rule_sort_key(rule: str) -> tuple[str, int, str]:
+    rule, _, level = rule.partition("/")
     family, _, number = rule.partition("-")
-    return family, int(number) if number.isdigit() else 0
+    return family, int(number) if number.isdigit() else 0, level
 
 
 def _first_line(text: str) -> str:

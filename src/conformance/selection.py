@@ -22,6 +22,7 @@ class SelectedWorld:
     settings: WorldConfig = field(default_factory=dict)
     spec_version: int = 3
     certify: bool = False
+    hypothesis_profile: str = "default"
 
     @property
     def capabilities(self) -> frozenset[Capability]:

@@ -6,7 +6,7 @@ capability vocabulary, and the plugin/manifest machinery that finds Worlds.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .backend import Sandbox, WorldBackend, WorldConfig, no_sandbox
+from .backend import Sandbox, TempDirSandbox, WorldBackend, WorldConfig, temp_dir_sandbox
 from .capabilities import Capability, parse_capabilities
 from .discovery import DiscoveryError, WorldNotFoundError, resolve_world
 from .errors import (
@@ -103,6 +103,7 @@ __all__ = [
     "StreamNotFoundError",
     "Streamer",
     "StructuredError",
+    "TempDirSandbox",
     "ThrottleError",
     "TooEarlyError",
     "ValidationError",
@@ -118,8 +119,8 @@ __all__ = [
     "__version__",
     "hookimpl",
     "load_manifest",
-    "no_sandbox",
     "parse_capabilities",
+    "temp_dir_sandbox",
     "parse_manifest",
     "resolve_world",
 ]

@@ -8,9 +8,11 @@ instance per test and tear it down.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from .capabilities import Capability
@@ -54,13 +56,28 @@ class WorldBackend:
         return max(self.spec_versions)
 
 
-@contextmanager
-def no_sandbox(settings: WorldConfig) -> Iterator[Sandbox]:
-    """For worlds that need no shared environment: each instance is just ``settings``."""
+class TempDirSandbox:
+    """Each instance is a fresh temporary directory, given to the World as config key ``path``.
 
-    class _Fixed:
-        @contextmanager
-        def instance(self) -> Iterator[WorldConfig]:
-            yield dict(settings)
+    For Worlds that keep their data in files. ``settings`` override ``defaults``; a
+    ``path`` in the settings is where the temporary directories are made.
+    """
 
-    yield _Fixed()
+    def __init__(self, settings: WorldConfig, defaults: WorldConfig) -> None:
+        self._settings = {**defaults, **settings}
+
+    @contextmanager
+    def instance(self) -> Iterator[WorldConfig]:
+        parent = self._settings.get("path")
+        with tempfile.TemporaryDirectory(prefix="worlds-", dir=parent, ignore_cleanup_errors=True) as tmp:
+            yield {**self._settings, "path": str(Path(tmp) / "world")}
+
+
+def temp_dir_sandbox(defaults: WorldConfig | None = None) -> Callable[[WorldConfig], AbstractContextManager[Sandbox]]:
+    """A ``WorldBackend.sandbox`` for file-based Worlds: a fresh temporary directory per instance."""
+
+    @contextmanager
+    def sandbox(settings: WorldConfig) -> Iterator[Sandbox]:
+        yield TempDirSandbox(settings, defaults or {})
+
+    return sandbox

@@ -29,14 +29,14 @@ class WorldsHookspecs:
 
         Example plugin module::
 
-            from worlds_sdk import WorldBackend, Capability, hookimpl, no_sandbox
+            from worlds_sdk import WorldBackend, Capability, hookimpl, temp_dir_sandbox
 
             @hookimpl
             def worlds_register():
                 return [WorldBackend(
                     id="mine",
                     factory=lambda config: MyWorld(**config),
-                    sandbox=no_sandbox,
+                    sandbox=temp_dir_sandbox(),  # a fresh directory per test instance
                     spec_versions=frozenset({3}),
                     capabilities=frozenset({Capability.DURABLE_QUEUE}),
                 )]

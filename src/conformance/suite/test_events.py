@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -20,10 +22,12 @@ from conformance.builders import (
     terminal_request,
     wait_request,
 )
+from conformance.processes import ChildProcess, race
 from conformance.reading import (
     all_events,
     all_runs,
     all_steps,
+    collect,
     entities_imply_events,
     events_imply_entities,
 )
@@ -32,9 +36,9 @@ from worlds_sdk import ids
 from worlds_sdk.capabilities import Capability
 from worlds_sdk.errors import (
     EntityConflictError,
-    NotFoundError,
     RunExpiredError,
     RunNotSupportedError,
+    StepNotFoundError,
     TooEarlyError,
     ValidationError,
     WaitNotFoundError,
@@ -45,6 +49,11 @@ from worlds_sdk.protocols import World
 
 pytestmark = spec(">=3")
 STARTED = EventRequest(event_type="run_started")
+
+
+def _ms(moment: datetime) -> datetime:
+    """A time at whole milliseconds: the precision the contract promises to keep."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 async def _outcomes(*coros: object) -> list[object]:
@@ -63,16 +72,19 @@ def test_EV1_readers_never_see_half_an_event__MUST(world: WorldHarness) -> None:
 
         async def writer() -> None:
             for i in range(30):
-                for kind in ("step_created", "step_started", "step_completed"):
+                final = "step_failed" if i % 3 == 0 else "step_completed"
+                for kind in ("step_created", "step_started", final):
                     await w.events.create(run.run_id, step_request(kind, f"s{i}"))
+            await w.events.create(run.run_id, terminal_request("completed"))
             done.set()
 
         async def reader(r: World) -> None:
             while not done.is_set():
                 events = await all_events(r, run.run_id)
-                problems.extend(events_imply_entities(events, await all_steps(r, run.run_id), None))
-                steps = await all_steps(r, run.run_id)
-                problems.extend(entities_imply_events(steps, None, await all_events(r, run.run_id)))
+                steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
+                problems.extend(events_imply_entities(events, steps, now))
+                steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
+                problems.extend(entities_imply_events(steps, now, await all_events(r, run.run_id)))
                 await asyncio.sleep(0)
 
         # One reader shares the writer's World object, one is another client of the same World.
@@ -85,7 +97,7 @@ def test_EV1_readers_never_see_half_an_event__MUST(world: WorldHarness) -> None:
 @requires(Capability.MULTI_PROCESS, Capability.CRASH_SAFE)
 def test_EV1_sigkilled_writer_leaves_whole_events__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
-        rng = random.Random(1234)
+        rng = random.Random()
         for _ in range(3):
             child = await ctx.spawn("writer")
             await child.send({"op": "append_forever"})
@@ -98,15 +110,36 @@ def test_EV1_sigkilled_writer_leaves_whole_events__MUST(world: WorldHarness) -> 
                     problems += events_imply_entities(events, await all_steps(ctx.world, run.run_id), None)
             child.kill()
             await child.proc.wait()
+            announced = await _announced_runs(child)
             world_after = await ctx.restart()
-            for run in await all_runs(world_after):
-                events = await all_events(world_after, run.run_id)
-                steps = await all_steps(world_after, run.run_id)
+            for run_id in announced:
+                events = await all_events(world_after, run_id)
+                try:
+                    run = await world_after.runs.get(run_id)
+                except WorkflowRunNotFoundError:
+                    assert events == [], f"{run_id}: events without their run"
+                    continue
+                assert events and events[0].event_type == "run_created", f"{run_id}: run without run_created"
+                steps = await all_steps(world_after, run_id)
                 problems += events_imply_entities(events, steps, run)
                 problems += entities_imply_events(steps, run, events)
+                if run.status == "completed":  # HK-3 in the same atomic unit as the terminal event
+                    assert (await world_after.hooks.list(run_id=run_id)).data == [], f"{run_id}: hooks outlive run"
             assert not problems, problems[:5]
 
     world.run(body)
+
+
+async def _announced_runs(child: ChildProcess) -> list[str]:
+    """Every run id the killed writer announced (it was killed, so its stdout ends; a torn last line is dropped)."""
+    assert child.proc.stdout is not None
+    messages = list(child.skipped)
+    for line in (await child.proc.stdout.read()).splitlines():
+        try:
+            messages.append(json.loads(line))
+        except ValueError:
+            continue
+    return [m["run_id"] for m in messages if m.get("kind") == "run"]
 
 
 # -- EV-2 results ------------------------------------------------------------------
@@ -120,6 +153,7 @@ def test_EV2_create_returns_event_and_entity__MUST(world: WorldHarness) -> None:
         run_id = created.run.run_id
         assert created.event.event_type == "run_created" and created.event.run_id == run_id
         assert created.event.event_id.startswith("evnt_")
+        ids.parse_ulid_time(created.event.event_id)
         assert created.run.status == "pending" and created.run.input == b"\x01in"
         assert created.event.created_at.tzinfo is not None
         assert await w.events.get(run_id, created.event.event_id) == created.event
@@ -132,7 +166,7 @@ def test_EV2_create_returns_event_and_entity__MUST(world: WorldHarness) -> None:
             run_id, EventRequest(event_type="hook_created", correlation_id="h1", event_data={"token": "tok-ev2"})
         )
         assert hook.hook is not None and hook.hook.token == "tok-ev2" and hook.hook.run_id == run_id
-        resume = datetime.now(UTC) + timedelta(hours=1)
+        resume = _ms(datetime.now(UTC) + timedelta(hours=1))
         wait = await w.events.create(run_id, wait_request("wait_created", "w1", resume))
         assert wait.wait is not None and wait.wait.status == "waiting" and wait.wait.resume_at == resume
         assert await w.runs.get(run_id) == started.run
@@ -155,9 +189,14 @@ def test_EV3_world_mints_run_ids__MUST(world: WorldHarness) -> None:
 
 def test_EV3_client_run_id_within_window_accepted__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
-        run_id = ids.new_id("wrun")
-        result = await ctx.world.events.create(run_id, run_created_request())
-        assert result.run is not None and result.run.run_id == run_id
+        now = int(time.time() * 1000)
+        for run_id in (
+            ids.new_id("wrun"),
+            "wrun_" + ids.ulid_at(now - (23 * 60 + 59) * 60 * 1000),
+            "wrun_" + ids.ulid_at(now + 4 * 60 * 1000),
+        ):
+            result = await ctx.world.events.create(run_id, run_created_request())
+            assert result.run is not None and result.run.run_id == run_id
 
     world.run(body)
 
@@ -165,8 +204,8 @@ def test_EV3_client_run_id_within_window_accepted__MUST(world: WorldHarness) -> 
 @pytest.mark.parametrize(
     "make_id",
     [
-        pytest.param(lambda now: "wrun_" + ids.ulid_at(now - 25 * 3600 * 1000), id="older-than-24h"),
-        pytest.param(lambda now: "wrun_" + ids.ulid_at(now + 10 * 60 * 1000), id="10min-in-future"),
+        pytest.param(lambda now: "wrun_" + ids.ulid_at(now - (24 * 60 + 1) * 60 * 1000), id="24h1min-old"),
+        pytest.param(lambda now: "wrun_" + ids.ulid_at(now + 330 * 1000), id="5min30s-in-future"),
         pytest.param(lambda now: "wrun_not-a-ulid", id="not-a-ulid"),
         pytest.param(lambda now: "run_" + ids.ulid_at(now), id="wrong-prefix"),
     ],
@@ -174,8 +213,9 @@ def test_EV3_client_run_id_within_window_accepted__MUST(world: WorldHarness) -> 
 def test_EV3_bad_client_run_id_rejected__MUST(world: WorldHarness, make_id: object) -> None:
     async def body(ctx: WorldContext) -> None:
         run_id = make_id(int(time.time() * 1000))  # type: ignore[operator]
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError) as info:
             await ctx.world.events.create(run_id, run_created_request())
+        assert info.value.field == "run_id"
         assert await all_runs(ctx.world) == []
 
     world.run(body)
@@ -183,8 +223,9 @@ def test_EV3_bad_client_run_id_rejected__MUST(world: WorldHarness, make_id: obje
 
 def test_EV3_other_events_need_a_run_id__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError) as info:
             await ctx.world.events.create(None, step_request("step_created", "s1"))
+        assert info.value.field == "run_id"
 
     world.run(body)
 
@@ -234,7 +275,7 @@ def test_EV5_run_started_from_many_processes_appends_once__MUST(world: WorldHarn
         run = await new_run(ctx.world)
         children = await ctx.spawn_many(6)
         cmd = {"op": "create_event", "run_id": run.run_id, "request": request_to_wire(STARTED)}
-        results = await asyncio.gather(*(c.call(cmd) for c in children))
+        results = await race([(c, cmd) for c in children])
         assert all(r["ok"] for r in results), results
         events = await all_events(ctx.world, run.run_id)
         assert [e.event_type for e in events].count("run_started") == 1
@@ -266,6 +307,19 @@ def test_EV6_run_started_bootstraps_missing_run__MUST(world: WorldHarness) -> No
     world.run(body)
 
 
+def test_EV6_bootstrap_data_on_existing_run_is_ignored__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        run = await new_run(ctx.world, input=b"\x00original")
+        started = await ctx.world.events.create(run.run_id, bootstrap_request(b"\x00other"))
+        assert started.run is not None and started.run.status == "running" and started.run.input == b"\x00original"
+        again = await ctx.world.events.create(run.run_id, bootstrap_request(b"\x00other"))
+        assert again.event is None and again.run is not None and again.run.status == "running"
+        types = [e.event_type for e in await all_events(ctx.world, run.run_id)]
+        assert types == ["run_created", "run_started"]
+
+    world.run(body)
+
+
 def test_EV6_run_started_without_bootstrap_on_missing_run_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         with pytest.raises(WorkflowRunNotFoundError):
@@ -278,13 +332,13 @@ def test_EV6_resilient_start_races_run_created__MUST(world: WorldHarness) -> Non
     async def body(ctx: WorldContext) -> None:
         for _ in range(5):
             run_id = ids.new_id("wrun")
-            outcomes = await _outcomes(
+            created, *started = await _outcomes(
                 ctx.world.events.create(run_id, run_created_request()),
                 ctx.world.events.create(run_id, bootstrap_request()),
                 ctx.world.events.create(run_id, bootstrap_request()),
             )
-            for o in outcomes:
-                assert not isinstance(o, BaseException) or isinstance(o, EntityConflictError), o
+            assert not isinstance(created, BaseException) or isinstance(created, EntityConflictError), created
+            assert not [o for o in started if isinstance(o, BaseException)], started
             types = [e.event_type for e in await all_events(ctx.world, run_id)]
             assert types == ["run_created", "run_started"], types
             assert (await ctx.world.runs.get(run_id)).status == "running"
@@ -360,9 +414,9 @@ def test_EV8_unknown_step_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, started=True)
         for kind in ("step_started", "step_completed", "step_failed", "step_retrying"):
-            with pytest.raises(NotFoundError):
+            with pytest.raises(StepNotFoundError):
                 await ctx.world.events.create(run.run_id, step_request(kind, "missing"))
-        with pytest.raises(NotFoundError):
+        with pytest.raises(StepNotFoundError):
             await ctx.world.steps.get(run.run_id, "missing")
 
     world.run(body)
@@ -375,7 +429,7 @@ def test_EV8_step_lifecycle__MUST(world: WorldHarness) -> None:
         await new_step(w, run.run_id, "s1")
         first = await w.events.create(run.run_id, step_request("step_started", "s1"))
         assert first.step is not None and (first.step.status, first.step.attempt) == ("running", 1)
-        past = datetime.now(UTC) - timedelta(seconds=5)
+        past = _ms(datetime.now(UTC) - timedelta(hours=1))
         retry = await w.events.create(run.run_id, step_request("step_retrying", "s1", retry_after=past))
         assert retry.step is not None and retry.step.status == "pending" and retry.step.retry_after == past
         assert retry.step.error is not None and retry.step.error.message == "retry"
@@ -408,12 +462,14 @@ def test_EV8_step_started_before_retry_after_too_early__MUST(world: WorldHarness
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, started=True)
         await new_step(ctx.world, run.run_id, "s1", started=True)
-        later = datetime.now(UTC) + timedelta(seconds=60)
+        later = datetime.now(UTC) + timedelta(seconds=600)
         await ctx.world.events.create(run.run_id, step_request("step_retrying", "s1", retry_after=later))
         with pytest.raises(TooEarlyError) as info:
             await ctx.world.events.create(run.run_id, step_request("step_started", "s1"))
         assert info.value.status == 425
-        assert info.value.retry_after is not None and 0 < info.value.retry_after <= 61
+        # whole seconds still to wait; the bounds allow a minute of clock skew between test and World
+        retry_after = info.value.retry_after
+        assert retry_after is not None and retry_after == int(retry_after) and 540 <= retry_after <= 601
         assert (await ctx.world.steps.get(run.run_id, "s1")).status == "pending"
 
     world.run(body)
@@ -465,7 +521,7 @@ def test_EV8_step_completion_from_many_processes_has_one_winner__MUST(world: Wor
             "run_id": run.run_id,
             "request": request_to_wire(step_request("step_completed", "s1")),
         }
-        results = await asyncio.gather(*(c.call(cmd) for c in children))
+        results = await race([(c, cmd) for c in children])
         assert sum(r["ok"] for r in results) == 1, results
         assert {r["error"] for r in results if not r["ok"]} <= {"EntityConflictError"}, results
 
@@ -633,14 +689,48 @@ def test_EV11_page_limit_above_maximum_rejected__SHOULD(world: WorldHarness) -> 
 def test_EV11_runs_and_steps_list_newest_first__SHOULD(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
-        runs = [await new_run(w, started=True) for _ in range(3)]
+        runs = []
+        for _ in range(3):
+            runs.append(await new_run(w, started=True))
+            await asyncio.sleep(0.002)  # distinct creation milliseconds: the order is then unambiguous
         listed = [r.run_id for r in await all_runs(w)]
         assert listed == [r.run_id for r in reversed(runs)]
         for i in range(3):
             await new_step(w, runs[0].run_id, f"s{i}")
+            await asyncio.sleep(0.002)
         assert [s.step_id for s in await all_steps(w, runs[0].run_id)] == ["s2", "s1", "s0"]
         filtered = await w.runs.list(status="running", workflow_name="wf_conformance")
         assert {r.run_id for r in filtered.data} == {r.run_id for r in runs}
         assert (await w.runs.list(status="completed")).data == []
+
+    world.run(body)
+
+
+def test_EV11_every_list_pages_with_cursors__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        runs = [await new_run(w, started=True) for _ in range(5)]
+        owner = runs[0].run_id
+        for i in range(5):
+            await new_step(w, owner, f"s{i}")
+            await w.events.create(
+                owner,
+                EventRequest(event_type="hook_created", correlation_id=f"h{i}", event_data={"token": f"page-{i}"}),
+            )
+        for order in ("asc", "desc"):
+
+            def paged(fetch: Any, order: str = order) -> Any:
+                return collect(lambda p: fetch(Pagination(limit=2, cursor=p.cursor, sort_order=order)), limit=2)
+
+            whole = Pagination(limit=1000, sort_order=order)
+            for name, fetch in {
+                "runs": lambda p: w.runs.list(pagination=p),
+                "steps": lambda p: w.steps.list(owner, pagination=p),
+                "hooks": lambda p: w.hooks.list(run_id=owner, pagination=p),
+                "events": lambda p: w.events.list(owner, pagination=p),
+            }.items():
+                got = await paged(fetch)
+                assert got == list((await fetch(whole)).data), f"{name} {order}: pages differ from one page"
+                assert len(got) == len({repr(x) for x in got}) >= 5, f"{name} {order}: repeated or missing items"
 
     world.run(body)

@@ -9,6 +9,7 @@ import pytest
 
 from conformance import WorldContext, WorldHarness, requires, spec
 from conformance.builders import hook_request, new_run, terminal_request, wait_request
+from conformance.processes import race
 from conformance.reading import all_events, collect
 from conformance.wire import request_to_wire
 from worlds_sdk.capabilities import Capability
@@ -56,18 +57,12 @@ def test_HK1_token_unique_across_processes__MUST(world: WorldHarness) -> None:
         w = ctx.world
         runs = [await new_run(w, started=True) for _ in range(12)]
         children = await ctx.spawn_many(12)
-        results = await asyncio.gather(
-            *(
-                c.call(
-                    {
-                        "op": "create_event",
-                        "run_id": r.run_id,
-                        "request": request_to_wire(created(f"hook_{i}", "proc-token")),
-                    }
-                )
-                for i, (c, r) in enumerate(zip(children, runs, strict=True))
-            )
-        )
+        requests = [request_to_wire(created(f"hook_{i}", "proc-token")) for i in range(len(runs))]
+        commands = [
+            (c, {"op": "create_event", "run_id": r.run_id, "request": q})
+            for c, r, q in zip(children, runs, requests, strict=True)
+        ]
+        results = await race(commands)
         assert all(r["ok"] for r in results), results
         owners = [r for r in results if r["event_type"] == "hook_created"]
         assert len(owners) == 1, results
@@ -89,6 +84,7 @@ def test_HK2_conflict_is_an_event_not_an_error__MUST(world: WorldHarness) -> Non
         assert result.hook is None and result.event is not None
         assert result.event.event_type == "hook_conflict"
         assert result.event.event_data == {"token": "tok", "conflicting_run_id": a.run_id}
+        assert result.event.correlation_id == "hook_b" and result.event.run_id == b.run_id
         assert [e.event_type for e in await all_events(w, b.run_id)][-1] == "hook_conflict"
         with pytest.raises(HookNotFoundError):
             await w.hooks.get("hook_b")
@@ -145,6 +141,9 @@ def test_HK3_explicit_disposal_frees_token__MUST(world: WorldHarness) -> None:
         assert disposed.event is not None and disposed.event.event_type == "hook_disposed"
         with pytest.raises(HookNotFoundError):
             await w.hooks.get_by_token("tok")
+        with pytest.raises(HookNotFoundError):
+            await w.hooks.get("hook_a")
+        assert (await w.hooks.list(run_id=a.run_id)).data == []
         reuse = await w.events.create(b.run_id, created("hook_b", "tok"))
         assert reuse.hook is not None and reuse.hook.hook_id == "hook_b"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from conformance import WorldContext, WorldHarness, spec
 from conformance.builders import hook_request, new_run, new_step, step_request, terminal_request, wait_request
 from conformance.reading import collect
 from worlds_sdk.errors import HookNotFoundError, NotFoundError, WorkflowRunNotFoundError
-from worlds_sdk.events import PAYLOAD_FIELDS
+from worlds_sdk.events import PAYLOAD_FIELDS, strip_entity
 from worlds_sdk.models import EventRequest
 
 pytestmark = spec(">=3")
@@ -52,8 +53,19 @@ def test_RD1_resolve_none_strips_exactly_payload_fields__MUST(world: WorldHarnes
             r_full.workflow_name,
             r_full.started_at,
         )
+        s_full = await w.steps.get(run.run_id, "s1")
         s_bare = await w.steps.get(run.run_id, "s1", resolve_data="none")
-        assert s_bare.input is None and s_bare.output is None and s_bare.attempt == 2
+        assert s_bare == dataclasses.replace(s_full, input=None, output=None, error=None)
+        assert r_bare == dataclasses.replace(r_full, input=None, output=None, error=None)
+        lists = {
+            "runs.list": lambda rd: w.runs.list(resolve_data=rd),
+            "steps.list": lambda rd: w.steps.list(run.run_id, resolve_data=rd),
+            "hooks.list": lambda rd: w.hooks.list(resolve_data=rd),
+            "list_by_correlation_id": lambda rd: w.events.list_by_correlation_id("s1", resolve_data=rd),
+        }
+        for name, fetch in lists.items():
+            full_items, bare_items = (await fetch("all")).data, (await fetch("none")).data
+            assert [strip_entity(x, "none") for x in full_items] == list(bare_items), name
 
     world.run(body)
 

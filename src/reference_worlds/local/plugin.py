@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from worlds_sdk import Capability, WorldBackend, WorldConfig, hookimpl
+from worlds_sdk import Capability, WorldBackend, hookimpl, temp_dir_sandbox
 
 from .world import LocalWorld
 
@@ -22,35 +18,13 @@ SANDBOX_DEFAULTS: dict[str, Any] = {
 """Test instances use short leases and polls, so lease-expiry and redelivery tests take seconds."""
 
 
-class TempDirSandbox:
-    """Each instance is a fresh world directory in a temporary directory, removed afterwards.
-
-    ``settings`` (from ``--world-config``) override :data:`SANDBOX_DEFAULTS`; a
-    ``path`` in them is where the temporary directories are made.
-    """
-
-    def __init__(self, settings: WorldConfig) -> None:
-        self._settings = dict(settings)
-
-    @contextmanager
-    def instance(self) -> Iterator[WorldConfig]:
-        parent = self._settings.get("path")
-        with tempfile.TemporaryDirectory(prefix="worlds-local-", dir=parent, ignore_cleanup_errors=True) as tmp:
-            yield {**SANDBOX_DEFAULTS, **self._settings, "path": str(Path(tmp) / "world")}
-
-
-@contextmanager
-def temp_dir_sandbox(settings: WorldConfig) -> Iterator[TempDirSandbox]:
-    yield TempDirSandbox(settings)
-
-
 @hookimpl
 def worlds_register() -> list[WorldBackend]:
     return [
         WorldBackend(
             id="local",
             factory=LocalWorld,
-            sandbox=temp_dir_sandbox,
+            sandbox=temp_dir_sandbox(SANDBOX_DEFAULTS),
             spec_versions=frozenset({LocalWorld.spec_version}),
             capabilities=frozenset(
                 {
