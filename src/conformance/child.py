@@ -83,7 +83,16 @@ async def append_forever(world: World, cmd: dict[str, Any]) -> dict[str, Any]:
         emit({"kind": "progress", "runs": i})
 
 
+async def enqueue(world: World, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Enqueue messages and announce each id as soon as ``queue()`` returned (it was accepted)."""
+    for key in cmd["keys"]:
+        sent = await world.queue(cmd["queue"], {"key": key})
+        emit({"kind": "enqueued", "key": key, "message_id": sent.message_id})
+    return {"ok": True}
+
+
 COMMANDS = {
+    "enqueue": enqueue,
     "create_event": create_event,
     "consume": consume,
     "read_stream": read_stream,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import tempfile
 import time
@@ -78,6 +79,48 @@ def test_Q1_pending_messages_survive_restart__MUST(world: WorldHarness, log_dir:
         await reopened.start()
         await probe.wait_all_acked(keys)
         assert not judge(sent, probe.log.entries()).problems(effectively_once=False)
+
+    world.run(body)
+
+
+@requires(Capability.DURABLE_QUEUE, Capability.MULTI_PROCESS)
+def test_Q1_accepted_messages_survive_the_producer_being_killed__MUST(world: WorldHarness, log_dir: Path) -> None:
+    async def body(ctx: WorldContext) -> None:
+        child = await ctx.spawn("producer")
+        await child.send({"op": "enqueue", "queue": QUEUE, "keys": [f"m{i}" for i in range(1000)]})
+        for _ in range(20):
+            await child.receive("enqueued")
+        child.kill()  # SIGKILL mid-stream: whatever queue() had accepted must be delivered
+        await child.proc.wait()
+        assert child.proc.stdout is not None
+        accepted = [m for m in child.skipped if m.get("kind") == "enqueued"]
+        for line in (await child.proc.stdout.read()).splitlines():
+            try:
+                accepted.append(json.loads(line))
+            except ValueError:
+                continue  # the line the kill tore
+        enqueued = {m["key"]: m["message_id"] for m in accepted if m.get("kind") == "enqueued"}
+        probe = QueueProbe(log_dir / "log")
+        probe.attach(ctx.world)
+        await ctx.world.start()
+        await probe.wait_all_acked(list(enqueued), timeout=60)
+        verdict = judge(enqueued, [e for e in probe.log.entries() if e["key"] in enqueued])
+        assert not verdict.problems(effectively_once=False), verdict
+
+    world.run(body)
+
+
+@requires(Capability.MULTI_PROCESS)
+def test_Q5_slow_handler_keeps_its_lease__MUST(world: WorldHarness, log_dir: Path) -> None:
+    async def body(ctx: WorldContext) -> None:
+        log = DeliveryLog(log_dir / "shared-log")
+        children = await ctx.spawn_many(2)
+        for c in children:  # each holds its message for longer than a test sandbox's lease
+            await c.call({"op": "consume", "prefix": "__wkf_step_", "log": str(log.path), "hold": 6})
+        await ctx.world.queue(QUEUE, {"key": "slow"})
+        await _until(lambda: any(e["ev"] == "ack" for e in log.entries()), "the slow handler to finish", 60)
+        await asyncio.sleep(SETTLE)
+        assert [e["ev"] for e in log.entries()] == ["deliver", "ack"], f"redelivered while held: {log.entries()}"
 
     world.run(body)
 

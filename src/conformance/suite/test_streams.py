@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import pytest
+
 from conformance import WorldContext, WorldHarness, requires, spec
 from worlds_sdk.capabilities import Capability
-from worlds_sdk.protocols import World
+from worlds_sdk.protocols import BatchStreamer, World
 
 pytestmark = spec(">=3")
 RUN = "wrun_01ARZ3NDEKTSV4RRFFQ69G5FAV"
@@ -115,5 +117,18 @@ def test_ST2_writing_does_not_need_the_run__MUST(world: WorldHarness) -> None:
         await ctx.world.write_to_stream("health", "wrun_fake_health_check", b"ping")
         await ctx.world.close_stream("health", "wrun_fake_health_check")
         assert await read_all(ctx.world, "health") == [b"ping"]
+
+    world.run(body)
+
+
+def test_ST1_batch_writes_keep_order__MAY(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        if not isinstance(w, BatchStreamer):
+            pytest.skip("the World does not implement the optional write_to_stream_many")
+        await w.write_to_stream("batch", RUN, b"a")
+        await w.write_to_stream_many("batch", RUN, [b"b", "c", b"\x00d"])
+        await w.close_stream("batch", RUN)
+        assert await read_all(w, "batch") == [b"a", b"b", b"c", b"\x00d"]
 
     world.run(body)
