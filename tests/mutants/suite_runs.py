@@ -25,15 +25,19 @@ Result = tuple[subprocess.CompletedProcess[str], dict[str, Any]]
 
 @dataclass(frozen=True)
 class SuiteRun:
+    """One ``pytest --world=...`` invocation; equal runs are executed once and their result shared."""
+
     world: str
-    selection: str
-    """A ``-k`` expression: only the tests a check needs run."""
+    selection: str | None
+    """A ``-k`` expression, so only the tests a check needs run; ``None`` runs the whole suite."""
     extra: tuple[str, ...] = ()
     slow: bool = field(default=False, compare=False)
     """It waits out a timeout (a lost message): started first, so the wait overlaps other runs."""
 
 
 class SuiteRunner:
+    """Executes each distinct :class:`SuiteRun` once, at most ``jobs`` at a time, and keeps its result."""
+
     def __init__(self, workdir: Path, *, jobs: int) -> None:
         self._workdir = workdir
         self._numbers = count()
@@ -71,8 +75,7 @@ class SuiteRunner:
                 "-m",
                 "pytest",
                 f"--world={run.world}",
-                "-k",
-                run.selection,
+                *(["-k", run.selection] if run.selection is not None else []),
                 f"--worlds-report={report}",
                 "-p",
                 "no:cacheprovider",

@@ -1,8 +1,8 @@
 """Deliberately broken Worlds: each breaks exactly one rule, and the suite must catch it.
 
 Every mutant but one is the in-memory World with one seam overridden; the
-"consumer dies" mutant wraps the real local World, because only a World with a
-durable, multi-process queue can show that bug.
+"consumer dies" mutant is the real local World with its message store wrapped,
+because only a World with a durable, multi-process queue can show that bug.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from reference_worlds.local.plugin import worlds_register as local_backends
+from reference_worlds.local.world import LocalWorld
 from worlds_sdk import rules
 from worlds_sdk.backend import WorldBackend, WorldConfig
-from worlds_sdk.consumer import Delivery
+from worlds_sdk.consumer import Delivery, MessageStore
 from worlds_sdk.errors import EventNotFoundError, ValidationError, WorkflowRunNotFoundError
 from worlds_sdk.events import strip_entity
 from worlds_sdk.models import (
@@ -25,14 +26,12 @@ from worlds_sdk.models import (
     Event,
     EventRequest,
     EventResult,
-    MessageMeta,
     Page,
     Pagination,
     ResolveData,
     Run,
     StreamInfo,
 )
-from worlds_sdk.protocols import QueueHandler, World
 from worlds_sdk.queue_names import NAME_RE
 
 from .memory_world import MemoryStore, MemoryWorld, _Events, backend
@@ -372,30 +371,42 @@ class TailIsChunkCount(MemoryWorld):
 # -- the local World, for a consumer that dies (Q-5) -----------------------------------
 
 
-class _AckBeforeHandling:
-    """Wraps a World so a handler's message is acknowledged before the handler runs (Q-5)."""
+class _AckOnClaim:
+    """A message store that deletes each message as it hands it out: no lease is left to run out."""
 
-    def __init__(self, inner: World) -> None:
+    def __init__(self, inner: MessageStore) -> None:
         self._inner = inner
-        self._tasks: set[asyncio.Future[Any]] = set()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
+        delivery = await self._inner.claim(prefixes, lease_seconds)
+        if delivery is not None:
+            await self._inner.ack(delivery)
+        return delivery
 
-    def register_handler(self, prefix: str, handler: QueueHandler) -> None:
-        async def ack_first(message: Any, meta: MessageMeta) -> None:
-            task = asyncio.ensure_future(handler(message, meta))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    async def extend_lease(self, delivery: Delivery, lease_seconds: float) -> bool:
+        return await self._inner.extend_lease(delivery, lease_seconds)
 
-        self._inner.register_handler(prefix, ack_first)
+    async def ack(self, delivery: Delivery) -> bool:
+        return await self._inner.ack(delivery)
+
+    async def reschedule(self, delivery: Delivery, delay_seconds: float) -> bool:
+        return await self._inner.reschedule(delivery, delay_seconds)
+
+    async def fail(self, delivery: Delivery, *, delay_seconds: float, dead_letter: bool, error: str) -> bool:
+        return await self._inner.fail(delivery, delay_seconds=delay_seconds, dead_letter=dead_letter, error=error)
 
 
-def _local_wrapped() -> WorldBackend:
+class AckBeforeHandling(LocalWorld):
+    """Acknowledges a message when it is claimed, before the handler runs: a SIGKILLed consumer loses it (Q-5)."""
+
+    def __init__(self, config: WorldConfig | None = None) -> None:
+        super().__init__(config)
+        self._consumer.store = _AckOnClaim(self._consumer.store)
+
+
+def _local_mutant() -> WorldBackend:
     (local,) = local_backends()
-    return dataclasses.replace(
-        local, id="mutant-ack-before-handling", factory=lambda config: _AckBeforeHandling(local.factory(config))
-    )
+    return dataclasses.replace(local, id="mutant-ack-before-handling", factory=AckBeforeHandling)
 
 
 non_atomic_write = backend(NonAtomicWrite, "mutant-non-atomic-write")
@@ -425,4 +436,4 @@ recovers_finished_runs = backend(RecoversFinishedRuns, "mutant-recovers-finished
 case_blind_queue_names = backend(CaseBlindQueueNames, "mutant-case-blind-queue-names")
 streams_need_the_run = backend(StreamsNeedTheRun, "mutant-streams-need-the-run")
 tail_is_chunk_count = backend(TailIsChunkCount, "mutant-tail-is-chunk-count")
-ack_before_handling = _local_wrapped()
+ack_before_handling = _local_mutant()

@@ -25,12 +25,12 @@ from worlds_sdk.manifest import parse_manifest
 def plugin_source(*world_ids: str, capabilities: str = "{Capability.DURABLE_QUEUE}") -> str:
     """A plugin module registering one backend per id."""
     backends = ", ".join(
-        f"WorldBackend(id={world_id!r}, factory=dict, sandbox=no_sandbox, spec_versions=frozenset({{3}}), "
+        f"WorldBackend(id={world_id!r}, factory=dict, sandbox=temp_dir_sandbox(), spec_versions=frozenset({{3}}), "
         f"capabilities=frozenset({capabilities}), description='fake {world_id}')"
         for world_id in world_ids
     )
     return textwrap.dedent(f"""
-        from worlds_sdk import Capability, WorldBackend, hookimpl, no_sandbox
+        from worlds_sdk import Capability, WorldBackend, hookimpl, temp_dir_sandbox
 
         @hookimpl
         def worlds_register():
@@ -204,9 +204,9 @@ def test_a_manifest_entry_pointing_at_another_world_is_an_error(site: FakeSite) 
 
 
 FACTORIES = """
-    from worlds_sdk import WorldBackend, no_sandbox
+    from worlds_sdk import WorldBackend, temp_dir_sandbox
 
-    BACKEND = WorldBackend(id="made", factory=dict, sandbox=no_sandbox, spec_versions=frozenset({3}),
+    BACKEND = WorldBackend(id="made", factory=dict, sandbox=temp_dir_sandbox(), spec_versions=frozenset({3}),
                            capabilities=frozenset())
 
     def make():

@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conformance import WorldContext, WorldHarness, spec
-from conformance.builders import hook_request, new_run, new_step, step_request, terminal_request, wait_request
+from conformance.builders import (
+    hook_request,
+    new_run,
+    new_step,
+    run_created_request,
+    step_request,
+    terminal_request,
+    wait_request,
+)
 from conformance.reading import collect
 from worlds_sdk.errors import HookNotFoundError, NotFoundError, WorkflowRunNotFoundError
 from worlds_sdk.events import PAYLOAD_FIELDS, strip_entity
@@ -100,5 +108,33 @@ def test_ER1_read_misses_are_typed_not_found__MUST(world: WorldHarness) -> None:
             await w.hooks.get("nope")
         with pytest.raises(WorkflowRunNotFoundError):
             await w.events.create("wrun_01ARZ3NDEKTSV4RRFFQ69G5FAV", EventRequest(event_type="run_cancelled"))
+
+    world.run(body)
+
+
+def test_RD1_create_result_is_stripped_too__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        result = await w.events.create(None, run_created_request(b"\x00secret"), resolve_data="none")
+        assert result.run is not None and result.run.input is None
+        assert result.event is not None and "input" not in (result.event.event_data or {})
+        step = await w.events.create(result.run.run_id, step_request("step_created", "s1"), resolve_data="none")
+        assert step.step is not None and step.step.input is None and step.step.step_name
+
+    world.run(body)
+
+
+def test_ER1_run_id_filters_return_only_that_run__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        a, b = await new_run(w, started=True), await new_run(w, started=True)
+        for run, token in ((a, "ta"), (b, "tb")):
+            await w.events.create(run.run_id, hook_request("hook_created", f"h-{token}", token=token))
+            await new_step(w, run.run_id, "same-step")
+            await w.write_to_stream(f"stream-{token}", run.run_id, b"x")
+        assert [h.run_id for h in (await w.hooks.list(run_id=a.run_id)).data] == [a.run_id]
+        events = (await w.events.list_by_correlation_id("same-step", run_id=b.run_id)).data
+        assert [e.run_id for e in events] == [b.run_id]
+        assert list(await w.list_streams_by_run_id(a.run_id)) == ["stream-ta"]
 
     world.run(body)
