@@ -19,56 +19,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conformance.oracle import Oracle
 from reference_worlds.postgres import PostgresWorld
-from worlds_sdk import SPEC_VERSION, rules
+from worlds_sdk import SPEC_VERSION
 from worlds_sdk.errors import WorkflowWorldError
 from worlds_sdk.ids import new_id, parse_ulid_time
-from worlds_sdk.models import EventRequest, EventResult, Hook, Pagination, Run, Step, Wait
+from worlds_sdk.models import EventRequest, EventResult, Pagination
 
 pytestmark = pytest.mark.postgres
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
 EARLIER = datetime.now(UTC) - timedelta(hours=1)
-
-
-@dataclasses.dataclass
-class Model:
-    """The state ``rules.decide`` needs, updated with its Effects."""
-
-    runs: dict[str, Run] = dataclasses.field(default_factory=dict)
-    steps: dict[tuple[str, str], Step] = dataclasses.field(default_factory=dict)
-    hooks: dict[str, Hook] = dataclasses.field(default_factory=dict)
-    disposed: set[str] = dataclasses.field(default_factory=set)
-    waits: dict[tuple[str, str], Wait] = dataclasses.field(default_factory=dict)
-
-    def snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
-        cid = request.correlation_id or ""
-        token = rules.requested_token(request)
-        return rules.Snapshot(
-            run=self.runs.get(run_id),
-            step=self.steps.get((run_id, cid)) if rules.needs_step(request) else None,
-            hook=self.hooks.get(cid) if rules.needs_hook(request) else None,
-            hook_disposed=cid in self.disposed,
-            token_holder=next((h for h in self.hooks.values() if h.token == token), None),
-            wait=self.waits.get((run_id, cid)) if rules.needs_wait(request) else None,
-        )
-
-    def apply(self, run_id: str, effects: rules.Effects) -> None:
-        if effects.run is not None:
-            self.runs[run_id] = effects.run
-        if effects.step is not None:
-            self.steps[(run_id, effects.step.step_id)] = effects.step
-        if effects.hook is not None:
-            self.hooks[effects.hook.hook_id] = effects.hook
-        if effects.wait is not None:
-            self.waits[(run_id, effects.wait.wait_id)] = effects.wait
-        gone = [effects.disposed_hook_id] if effects.disposed_hook_id else []
-        if effects.dispose_run_children:
-            gone += [h.hook_id for h in self.hooks.values() if h.run_id == run_id]
-            self.waits = {k: w for k, w in self.waits.items() if k[0] != run_id}
-        for hook_id in gone:
-            self.hooks.pop(hook_id, None)
-            self.disposed.add(hook_id)
 
 
 def _without_ids(result: EventResult) -> EventResult:
@@ -114,22 +75,20 @@ def requests(run_ids: list[str], tag: str) -> st.SearchStrategy[tuple[str, Event
 
 
 async def _check_against_rules(world: PostgresWorld, steps: list[tuple[str, EventRequest]]) -> None:
-    model = Model()
+    oracle = Oracle(SPEC_VERSION)
     for run_id, request in steps:
         try:
             got: EventResult | WorkflowWorldError = await world.events.create(run_id, request)
         except WorkflowWorldError as exc:
             got = exc
         now = got.event.created_at if isinstance(got, EventResult) and got.event else datetime.now(UTC)
-        snapshot = model.snapshot(run_id, request)
         try:
-            effects = rules.decide(run_id, request, snapshot, now=now, world_spec_version=SPEC_VERSION)
+            effects = oracle.apply(run_id, request, now)
         except WorkflowWorldError as exc:
             assert type(got) is type(exc), (request, got, exc)
             continue
         assert isinstance(got, EventResult), (request, got, effects.result)
         assert _without_ids(got) == _without_ids(effects.result), request
-        model.apply(run_id, effects)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
