@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,21 +21,3 @@ def config(tmp_path: Path) -> dict[str, Any]:
         "backoff_max": 0.2,
         "shutdown_grace": 1.0,
     }
-
-
-async def poll_until(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[Any]]:
-    """:func:`poll_until`, as a fixture: ``await eventually(check, what=...)``."""
-    return poll_until

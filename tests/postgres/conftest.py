@@ -7,12 +7,10 @@ testcontainers, else the local server binaries.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,18 +35,6 @@ def pg_config(pg_sandbox: PostgresSandbox) -> Iterator[dict[str, Any]]:
     """A freshly migrated schema of its own, with short leases, polls and back-offs."""
     with pg_sandbox.instance() as config:
         yield {**config, "backoff_initial": 0.05, "backoff_max": 0.2}
-
-
-async def poll_until(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Child:
@@ -93,12 +79,6 @@ def _race(config: Mapping[str, Any], ops: list[dict[str, Any]]) -> list[dict[str
 def race() -> Callable[[Mapping[str, Any], list[dict[str, Any]]], list[dict[str, Any]]]:
     """``race(config, ops)``: one process per op; all open the World, then go at once; their outcomes."""
     return _race
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[Any]]:
-    """:func:`poll_until`, as a fixture: ``await eventually(check, what=...)``."""
-    return poll_until
 
 
 class WorldConnections:
