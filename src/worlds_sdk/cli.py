@@ -256,7 +256,10 @@ def run_conformance(args: argparse.Namespace) -> int:
     resolve_world(args.world, manifest=manifest)
     import pytest
 
-    return int(pytest.main(pytest_arguments(args.world, args.pytest_args, manifest=manifest)))
+    # Resolving WORLD above imported this distribution's packages before pytest could mark them for
+    # assertion rewriting; pytest's warning about that is noise here (the suite's own modules are rewritten).
+    quiet = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    return int(pytest.main([*pytest_arguments(args.world, args.pytest_args, manifest=manifest), *quiet]))
 
 
 def pytest_arguments(world: str, extra: Sequence[str], *, manifest: Manifest | None = None) -> list[str]:
