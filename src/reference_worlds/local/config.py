@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from worlds_sdk.errors import ValidationError
+from worlds_sdk.settings import parse_settings
 
 DEFAULT_DIR = ".worlds"
 ENV_DIR = "WORLDS_LOCAL_DIR"
@@ -35,28 +35,10 @@ class LocalConfig:
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> LocalConfig:
         """Parse a config; an unknown key or a wrong type is a :class:`ValidationError`, not ignored."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise ValidationError(f"unknown keys {unknown}; known: {sorted(known)}", field="config")
-        values: dict[str, Any] = {}
-        for key, value in config.items():
-            default = getattr(cls(), key)
-            if key == "path":
-                if value is not None and not isinstance(value, (str, os.PathLike)):
-                    raise ValidationError("must be a path string", field="config.path")
-                values[key] = None if value is None else os.fspath(value)
-            elif isinstance(default, str):
-                if not isinstance(value, str) or not value:
-                    raise ValidationError("must be a non-empty string", field=f"config.{key}")
-                values[key] = value
-            else:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                    raise ValidationError("must be a positive number", field=f"config.{key}")
-                if isinstance(default, int) and not isinstance(value, int):
-                    raise ValidationError("must be a positive integer", field=f"config.{key}")
-                values[key] = value
-        return cls(**values)
+        path = config.get("path")
+        if isinstance(path, os.PathLike):
+            config = {**config, "path": os.fspath(path)}
+        return parse_settings(cls, config)
 
     def directory(self) -> Path:
         """The world directory this config names (not yet checked or created)."""

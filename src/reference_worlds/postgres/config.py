@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from worlds_sdk.errors import ValidationError, WorldUnavailableError
+from worlds_sdk.settings import parse_settings
 
 URL_ENV = "WORLDS_POSTGRES_URL"
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
@@ -44,23 +45,7 @@ class PostgresConfig:
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> PostgresConfig:
         """Parse a config; an unknown key or a wrong type is a :class:`ValidationError`, never ignored."""
-        types = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(config) - set(types))
-        if unknown:
-            raise ValidationError(f"unknown keys {unknown}; known: {sorted(types)}", field="config")
-        for key, value in config.items():
-            where = f"config.{key}"
-            if key == "url":
-                if value is not None and (not isinstance(value, str) or not value):
-                    raise ValidationError("must be a postgresql:// URL or libpq conninfo string", field=where)
-            elif types[key] == "str":
-                if not isinstance(value, str) or not value:
-                    raise ValidationError("must be a non-empty string", field=where)
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValidationError("must be a positive number", field=where)
-            elif types[key] == "int" and not isinstance(value, int):
-                raise ValidationError("must be a positive integer", field=where)
-        parsed = cls(**config)
+        parsed = parse_settings(cls, config)
         check_schema(parsed.schema)
         return parsed
 
