@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Final, TypeVar
 
-from .models import Event, Hook, ResolveData, Run, Step
+from .models import Event, EventResult, Hook, ResolveData, Run, Step
 
 RUN_CREATED: Final = "run_created"
 RUN_STARTED: Final = "run_started"
@@ -88,3 +88,16 @@ def strip_entity(entity: E, resolve_data: ResolveData) -> E:
     if isinstance(entity, Hook):
         return dataclasses.replace(entity, metadata=None)
     return strip_event(entity, resolve_data)
+
+
+def strip_result(result: EventResult, resolve_data: ResolveData) -> EventResult:
+    """An ``events.create`` result with its event and entities stripped like every read (RD-1)."""
+    if resolve_data == "all":
+        return result
+    return dataclasses.replace(
+        result,
+        event=None if result.event is None else strip_event(result.event, resolve_data),
+        run=None if result.run is None else strip_entity(result.run, resolve_data),
+        step=None if result.step is None else strip_entity(result.step, resolve_data),
+        hook=None if result.hook is None else strip_entity(result.hook, resolve_data),
+    )

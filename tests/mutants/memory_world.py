@@ -11,7 +11,6 @@ clients of one database would.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from worlds_sdk.errors import (
     ValidationError,
     WorkflowRunNotFoundError,
 )
-from worlds_sdk.events import strip_entity, strip_event
+from worlds_sdk.events import strip_entity, strip_event, strip_result
 from worlds_sdk.models import (
     ChunkPage,
     Enqueued,
@@ -362,14 +361,7 @@ class _Events(_Group):
         snapshot = await self.world._snapshot(rid, request)
         effects = rules.decide(rid, request, snapshot, now=now, world_spec_version=self.world.spec_version)
         await self.world._apply(rid, effects)
-        r = effects.result
-        return dataclasses.replace(
-            r,
-            event=r.event and strip_event(r.event, resolve_data),
-            run=r.run and strip_entity(r.run, resolve_data),
-            step=r.step and strip_entity(r.step, resolve_data),
-            hook=r.hook and strip_entity(r.hook, resolve_data),
-        )
+        return strip_result(effects.result, resolve_data)
 
     async def get(self, run_id: str, event_id: str, *, resolve_data: ResolveData = "all") -> Event:
         for _, e in self.state.events:

@@ -131,15 +131,7 @@ class LocalEvents:
         now = datetime.now(UTC)
         target = rules.resolve_run_id(run_id, request, now)
         result = await self._db.write(lambda c: create_event(c, target, request, now, self._spec_version))
-        if resolve_data == "all":
-            return result
-        return EventResult(
-            event=None if result.event is None else ev.strip_event(result.event, resolve_data),
-            run=None if result.run is None else ev.strip_entity(result.run, resolve_data),
-            step=None if result.step is None else ev.strip_entity(result.step, resolve_data),
-            hook=None if result.hook is None else ev.strip_entity(result.hook, resolve_data),
-            wait=result.wait,
-        )
+        return ev.strip_result(result, resolve_data)
 
     async def get(self, run_id: str, event_id: str, *, resolve_data: ResolveData = "all") -> Event:
         check_resolve_data(resolve_data)

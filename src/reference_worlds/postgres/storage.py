@@ -137,15 +137,7 @@ class PostgresEvents:
         )
         assert row is not None
         result = result_from_row(row)
-        if resolve_data == "all":
-            return result
-        return EventResult(
-            event=None if result.event is None else ev.strip_event(result.event, resolve_data),
-            run=None if result.run is None else ev.strip_entity(result.run, resolve_data),
-            step=None if result.step is None else ev.strip_entity(result.step, resolve_data),
-            hook=None if result.hook is None else ev.strip_entity(result.hook, resolve_data),
-            wait=result.wait,
-        )
+        return ev.strip_result(result, resolve_data)
 
     async def get(self, run_id: str, event_id: str, *, resolve_data: ResolveData = "all") -> Event:
         check_resolve_data(resolve_data)
