@@ -48,7 +48,8 @@ class SuiteRunner:
         # rewrites the asserts of every plugin (hypothesis included): over a second a run.
         # The cache lives in the work directory, so nothing is written into the checkout.
         env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        # The checkout's root comes last, for ``tests.mutants``: the installed packages win.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [os.environ.get("PYTHONPATH"), str(ROOT)] if p)
         env["WORLDS_HYPOTHESIS_PROFILE"] = "quick"
         self._env = env
 
