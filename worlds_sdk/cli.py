@@ -183,18 +183,29 @@ def _rows(manifest: Manifest, discovered: Discovered) -> tuple[list[dict[str, An
         if installed is not None:
             warnings.extend(_disagreements(entry, installed))
     rows.extend(
-        _row(w.backend.id, "installed", None, w) for w in discovered.worlds if manifest.get(w.backend.id) is None
+        _row(w.backend.id, "not installed" if w.install else "installed", None, w)
+        for w in discovered.worlds
+        if manifest.get(w.backend.id) is None
     )
     return rows, list(dict.fromkeys(warnings))
 
 
 def _row(world_id: str, status: str, entry: ManifestEntry | None, installed: InstalledWorld | None) -> dict[str, Any]:
-    """A World as ``list`` shows it; an installed plugin's own claims win over the manifest's."""
+    """A World as ``list`` shows it; an installed plugin's own claims win over the manifest's.
+
+    ``install`` is the command that would make a World that is not installed usable: its
+    plugin's missing extra, else the manifest's package.
+    """
     claims = installed.backend if installed is not None else entry
     assert claims is not None, "a row has a manifest entry, an installed World, or both"
+    install = None
+    if status == "not installed":
+        install = installed.install if installed is not None else None
+        install = install or (f"pip install '{entry.package}'" if entry is not None else None)
     return {
         "id": world_id,
         "status": status,
+        "install": install,
         "name": entry.name if entry is not None else None,
         "description": entry.description if entry is not None else claims.description,
         "inManifest": entry is not None,
@@ -228,7 +239,7 @@ def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     lines = [header] + [
         (
             row["id"],
-            row["status"],
+            f"{row['status']}: {row['install']}" if row["install"] else row["status"],
             ",".join(str(v) for v in row["specVersions"]),
             ", ".join(row["capabilities"]) or "-",
             _source(row),

@@ -105,6 +105,7 @@ def test_list_merges_the_manifest_with_installed_plugins(capsys: pytest.CaptureF
     assert rows["local"] == {
         "id": "local",
         "status": "installed",
+        "install": None,
         "name": "Local",
         "description": local_entry()["description"],
         "inManifest": True,
@@ -114,6 +115,7 @@ def test_list_merges_the_manifest_with_installed_plugins(capsys: pytest.CaptureF
         "capabilities": LOCAL_CAPABILITIES.split(", "),
     }
     assert (rows["ghost"]["status"], rows["ghost"]["plugin"]) == ("not installed", None)
+    assert rows["ghost"]["install"] == "pip install 'worlds-ghost'"
 
 
 def test_list_warns_when_the_manifest_and_the_plugin_disagree(
