@@ -4,7 +4,7 @@ It is built only from the SDK's shared pieces -- ``rules.decide`` for events,
 ``Consumer`` over an in-memory ``MessageStore`` for the queue, ``follow_stream``
 for live reads -- which also shows how little a World author must write. Its
 seams (``_resolve_run_id``, ``_snapshot``, ``_apply``, ``_needs_recovery``,
-``_recovery_deployment``, ``_closed_error``, ``_check_queue_name``, the message
+``_recovery_deployment``, ``_closed_error``, ``_check_queue_options``, the message
 store, the storage groups) are where a mutant
 breaks one thing. World objects opened with the same ``name`` share one state, as two
 clients of one database would.
@@ -50,8 +50,8 @@ from worlds_sdk.models import (
     Wait,
 )
 from worlds_sdk.protocols import QueueHandler
-from worlds_sdk.queue_names import check_queue_name, check_queue_prefix, workflow_queue
-from worlds_sdk.queue_options import check_queue_options
+from worlds_sdk.queue_names import check_queue_prefix, workflow_queue
+from worlds_sdk.queue_options import QueueOptions, check_queue_options
 from worlds_sdk.streaming import StreamSlice, follow_stream
 
 T = TypeVar("T")
@@ -192,8 +192,9 @@ class MemoryWorld:
         """Q-6: a recovery message is for the run's deployment, whose code alone can replay it."""
         return run.deployment_id
 
-    def _check_queue_name(self, queue_name: str) -> None:
-        check_queue_name(queue_name)
+    def _check_queue_options(self, queue_name: str, **options: Any) -> QueueOptions:
+        """QN-1, QO-1, QO-2: the SDK's one check of a ``queue()`` call."""
+        return check_queue_options(queue_name, **options, world_deployment_id=DEPLOYMENT)
 
     def _closed_error(self) -> Exception:
         return WorldUnavailableError("this memory World is closed")
@@ -221,14 +222,12 @@ class MemoryWorld:
         delay_seconds: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Enqueued:
-        self._check_queue_name(queue_name)
-        options = check_queue_options(
+        options = self._check_queue_options(
             queue_name,
             deployment_id=deployment_id,
             idempotency_key=idempotency_key,
             delay_seconds=delay_seconds,
             headers=headers,
-            world_deployment_id=await self.get_deployment_id(),
         )
         for m in self.state.messages.values():
             if options.idempotency_key is not None and m.idempotency_key == options.idempotency_key:

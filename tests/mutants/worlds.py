@@ -33,6 +33,7 @@ from worlds_sdk.models import (
     StreamInfo,
 )
 from worlds_sdk.queue_names import NAME_RE
+from worlds_sdk.queue_options import QueueOptions
 
 from .memory_world import DEPLOYMENT, MemoryStore, MemoryWorld, _Events, backend
 
@@ -363,9 +364,10 @@ CASE_BLIND_NAME = re.compile(NAME_RE.pattern, re.DOTALL | re.IGNORECASE)
 class CaseBlindQueueNames(MemoryWorld):
     """Matches queue names case-insensitively: an upper-case namespace passes (QN-1)."""
 
-    def _check_queue_name(self, queue_name: str) -> None:
+    def _check_queue_options(self, queue_name: str, **options: Any) -> QueueOptions:
         if not CASE_BLIND_NAME.match(queue_name):
             raise ValidationError("is not a queue name", field="queue_name")
+        return super()._check_queue_options(queue_name.lower(), **options)
 
 
 # -- a closed World (LC-1) ----------------------------------------------------------------
