@@ -234,6 +234,7 @@ BAD_INPUT = [
     (["test", "no_such_module_xyz:backend"], USAGE_ERROR, "no World 'no_such_module_xyz:backend': no module named"),
     (["test", "worlds_sdk:__version__"], USAGE_ERROR, "'worlds_sdk:__version__' is a str, not a WorldBackend"),
     (["test", "--manifest", "broken.json", "local"], USAGE_ERROR, "broken.json: invalid manifest"),
+    (["test", "--manifest", "absent.json", "local"], OS_ERROR, "absent.json: No such file or directory"),
     (["bench"], USAGE_ERROR, "the following arguments are required: WORLD"),
     (["bench", "no-such-world"], USAGE_ERROR, "no World 'no-such-world'"),
     (["bench", "local", "--world-config", "[1]"], USAGE_ERROR, "argument --world-config: expected a JSON object"),
@@ -251,6 +252,8 @@ BAD_INPUT = [
     (["bench", "local", "--repeats", "0"], USAGE_ERROR, "argument --repeats: expected a positive integer"),
     (["migrate"], USAGE_ERROR, "the following arguments are required: WORLD"),
     (["migrate", "local"], USAGE_ERROR, "world 'local' has no migrations"),
+    (["migrate", "--manifest", "broken.json", "postgres"], USAGE_ERROR, "broken.json: invalid manifest"),
+    (["migrate", "no-such-world"], USAGE_ERROR, "no World 'no-such-world'"),
     (["migrate", "postgres", "--world-config", "[1]"], USAGE_ERROR, "argument --world-config: expected a JSON object"),
     (["migrate", "postgres", "--world-config", '{"colour": 1}'], USAGE_ERROR, "config: unknown keys ['colour']"),
     (
