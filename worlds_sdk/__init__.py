@@ -6,9 +6,9 @@ capability vocabulary, and the plugin/manifest machinery that finds Worlds.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .backend import Sandbox, TempDirSandbox, WorldBackend, WorldConfig, temp_dir_sandbox
+from .backend import Extra, Sandbox, TempDirSandbox, WorldBackend, WorldConfig, temp_dir_sandbox
 from .capabilities import Capability, parse_capabilities
-from .discovery import DiscoveryError, WorldNotFoundError, resolve_world
+from .discovery import DiscoveryError, WorldNotFoundError, WorldNotInstalledError, resolve_world
 from .errors import (
     EntityConflictError,
     EventNotFoundError,
@@ -74,6 +74,7 @@ __all__ = [
     "EventNotFoundError",
     "EventRequest",
     "EventResult",
+    "Extra",
     "Hook",
     "HookNotFoundError",
     "IncompatibleFormatError",
@@ -115,6 +116,7 @@ __all__ = [
     "WorldBackend",
     "WorldConfig",
     "WorldNotFoundError",
+    "WorldNotInstalledError",
     "WorldUnavailableError",
     "__version__",
     "hookimpl",

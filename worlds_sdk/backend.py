@@ -8,6 +8,7 @@ instance per test and tear it down.
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -30,6 +31,32 @@ class Sandbox(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """An optional extra of the World's distribution that the World needs: ``pip install 'dist[name]'``.
+
+    A default install without the extra is not a broken install, so the plugin
+    module must import without the extra's modules (import them where they are
+    used): discovery then lists the World as not installed, with the command
+    that installs it, instead of reporting a plugin that failed to load.
+    """
+
+    name: str
+    modules: tuple[str, ...]
+    """Top-level modules the extra installs, e.g. ``("psycopg", "psycopg_pool")``."""
+
+    def missing(self) -> tuple[str, ...]:
+        """The modules that cannot be imported here; found without importing them."""
+        return tuple(module for module in self.modules if not _importable(module))
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a blocked import, or a module left half-imported
+        return False
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorldBackend:
     """A World implementation, as registered through the ``worlds_register`` hook.
@@ -50,6 +77,8 @@ class WorldBackend:
     default_config: Callable[[], WorldConfig] = field(default=dict)
     migrate: Callable[[WorldConfig], str] | None = None
     """Bring the World's storage at ``config`` up to date (``worlds migrate``); returns a one-line summary."""
+    extra: Extra | None = None
+    """The optional extra of ``distribution`` the World needs, if any (see :class:`Extra`)."""
 
     @property
     def max_spec_version(self) -> int:

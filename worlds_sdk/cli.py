@@ -6,9 +6,10 @@ arguments and returning an exit code, plus an optional function adding its
 arguments. Handlers import what they need (pytest, a World's plugin) when they
 run, so ``worlds --help`` and ``worlds --version`` never import a World.
 
-Errors a user can cause (a bad argument, an unknown World, an invalid or
-missing manifest) end as one line ``worlds: error: …`` on stderr and a non-zero
-exit code, never as a traceback.
+Errors a user can cause (a bad argument, an unknown World, an invalid
+manifest, a file that cannot be read, a World that refuses its config or cannot
+be reached) end as one line ``worlds: error: …`` on stderr and a non-zero exit
+code that says which kind it was, never as a traceback.
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ from typing import Any, NoReturn, TextIO
 
 from . import SPEC_VERSION, __version__
 from .discovery import Discovered, DiscoveryError, InstalledWorld, WorldNotFoundError, discover, resolve_world
-from .errors import WorkflowWorldError
+from .errors import ValidationError, WorkflowWorldError
 from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest
 
 DEFAULT_MANIFEST = "worlds-manifest.json"
 USAGE_ERROR = 2
-"""Exit code for bad input: an unknown option or World, an unreadable or invalid manifest."""
+"""Exit code for bad input: an unknown option or World, an invalid manifest or World config."""
+WORLD_ERROR = 69
+"""Exit code when a World fails or refuses for another reason than bad input (sysexits' EX_UNAVAILABLE)."""
+OS_ERROR = 74
+"""Exit code for an operating-system error: a file that cannot be read or written (sysexits' EX_IOERR)."""
+INTERRUPTED = 130
+"""Exit code after Ctrl-C, as a shell reports a process ended by SIGINT."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +78,38 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``worlds`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help and --version print and exit 0
+            return _exit_code(exc)
         run: Callable[[argparse.Namespace], int] = args.run
         return run(args)
-    except SystemExit as exc:  # --help and --version
-        return exc.code if isinstance(exc.code, int) else 0
-    except (CommandError, DiscoveryError, ManifestError, OSError) as exc:
-        print(f"worlds: error: {_message(exc)}", file=sys.stderr)
-        return USAGE_ERROR
+    except SystemExit as exc:  # a command's sys.exit(): its code, or its message and 1
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        print("worlds: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except OSError as exc:
+        return _error(_os_message(exc), OS_ERROR)
+    except ValidationError as exc:  # a World refused its config: bad input too
+        return _error(str(exc), USAGE_ERROR)
+    except WorkflowWorldError as exc:
+        return _error(f"{type(exc).__name__}: {exc}", WORLD_ERROR)
+    except (CommandError, DiscoveryError, ManifestError) as exc:
+        return _error(_message(exc), USAGE_ERROR)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"worlds: error: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """What the interpreter would make of ``exc``: ``None`` is 0, a message is printed and 1."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    return _error(str(exc.code), 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,18 +183,29 @@ def _rows(manifest: Manifest, discovered: Discovered) -> tuple[list[dict[str, An
         if installed is not None:
             warnings.extend(_disagreements(entry, installed))
     rows.extend(
-        _row(w.backend.id, "installed", None, w) for w in discovered.worlds if manifest.get(w.backend.id) is None
+        _row(w.backend.id, "not installed" if w.install else "installed", None, w)
+        for w in discovered.worlds
+        if manifest.get(w.backend.id) is None
     )
     return rows, list(dict.fromkeys(warnings))
 
 
 def _row(world_id: str, status: str, entry: ManifestEntry | None, installed: InstalledWorld | None) -> dict[str, Any]:
-    """A World as ``list`` shows it; an installed plugin's own claims win over the manifest's."""
+    """A World as ``list`` shows it; an installed plugin's own claims win over the manifest's.
+
+    ``install`` is the command that would make a World that is not installed usable: its
+    plugin's missing extra, else the manifest's package.
+    """
     claims = installed.backend if installed is not None else entry
     assert claims is not None, "a row has a manifest entry, an installed World, or both"
+    install = None
+    if status == "not installed":
+        install = installed.install if installed is not None else None
+        install = install or (f"pip install '{entry.package}'" if entry is not None else None)
     return {
         "id": world_id,
         "status": status,
+        "install": install,
         "name": entry.name if entry is not None else None,
         "description": entry.description if entry is not None else claims.description,
         "inManifest": entry is not None,
@@ -199,7 +239,7 @@ def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     lines = [header] + [
         (
             row["id"],
-            row["status"],
+            f"{row['status']}: {row['install']}" if row["install"] else row["status"],
             ",".join(str(v) for v in row["specVersions"]),
             ", ".join(row["capabilities"]) or "-",
             _source(row),
@@ -280,12 +320,12 @@ def pytest_arguments(world: str, extra: Sequence[str], *, manifest: Manifest | N
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     _manifest_option(parser)
     parser.add_argument("world", metavar="WORLD", help="a manifest or plugin id, a distribution, or module:attr")
-    parser.add_argument("--world-config", default="", help="the World's settings as a JSON object")
-    parser.add_argument("--events", type=int, default=1000, help="events.create calls per run (default 1000)")
-    parser.add_argument("--messages", type=int, default=1000, help="queue messages per run (default 1000)")
-    parser.add_argument("--latency-samples", type=int, default=200, help="one-at-a-time messages for latency")
-    parser.add_argument("--writers", default="1,4", help="concurrent event writers to measure, e.g. 1,4")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
+    _world_config_option(parser)
+    parser.add_argument("--events", type=_count, default=1000, help="events.create calls per run (default 1000)")
+    parser.add_argument("--messages", type=_count, default=1000, help="queue messages per run (default 1000)")
+    parser.add_argument("--latency-samples", type=_count, default=200, help="one-at-a-time messages for latency")
+    parser.add_argument("--writers", type=_counts, default="1,4", help="concurrent event writers to measure, e.g. 1,4")
+    parser.add_argument("--repeats", type=_count, default=3, help="runs per figure; the median is reported")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -296,18 +336,13 @@ def run_bench(args: argparse.Namespace) -> int:
     from . import bench
 
     backend = resolve_world(args.world, manifest=_manifest(args))
-    try:
-        settings = json.loads(args.world_config) if args.world_config else {}
-        writers = [int(w) for w in args.writers.split(",") if w]
-    except ValueError as exc:
-        raise CommandError(f"bad --world-config or --writers: {exc}") from None
     result = bench.run(
         backend,
-        settings,
+        args.world_config or {},
         events=args.events,
         messages=args.messages,
         latency_samples=args.latency_samples,
-        writers=writers,
+        writers=args.writers,
         repeats=args.repeats,
     )
     if args.json:
@@ -320,7 +355,7 @@ def run_bench(args: argparse.Namespace) -> int:
 def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
     _manifest_option(parser)
     parser.add_argument("world", metavar="WORLD", help="a manifest or plugin id, a distribution, or module:attr")
-    parser.add_argument("--world-config", default="", help="the World's settings as a JSON object")
+    _world_config_option(parser)
 
 
 @command("migrate", "Apply a World's storage migrations (idempotent).", arguments=_migrate_arguments)
@@ -328,20 +363,52 @@ def run_migrate(args: argparse.Namespace) -> int:
     backend = resolve_world(args.world, manifest=_manifest(args))
     if backend.migrate is None:
         raise CommandError(f"world {backend.id!r} has no migrations")
-    try:
-        config = json.loads(args.world_config) if args.world_config else dict(backend.default_config())
-    except ValueError as exc:
-        raise CommandError(f"bad --world-config: {exc}") from None
-    try:
-        print(backend.migrate(config))
-    except WorkflowWorldError as exc:
-        raise CommandError(str(exc)) from None
+    print(backend.migrate(args.world_config if args.world_config is not None else dict(backend.default_config())))
     return 0
 
 
+def _world_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--world-config", type=_json_object, help="the World's settings as a JSON object")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``--world-config``: a World's settings are a mapping, so anything but a JSON object is refused here."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__} {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A positive integer option (argparse's ``int`` also takes 0 and negatives, which no count means)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _counts(text: str) -> list[int]:
+    """A comma-separated list of positive integers, e.g. ``1,4``."""
+    parts = text.split(",")
+    try:
+        return [_count(part.strip()) for part in parts]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}") from None
+
+
+def _os_message(exc: OSError) -> str:
+    """``path: No such file or directory``, as the shell's own tools say it."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+
+
 def _message(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
     if isinstance(exc, ManifestError) and len(exc.problems) > 1:
         source = exc.source or "manifest"
         return (

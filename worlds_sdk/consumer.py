@@ -83,10 +83,15 @@ class Delivery:
     failures: int
     claim_id: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    deployment_id: str | None = None
 
     def meta(self) -> MessageMeta:
         return MessageMeta(
-            message_id=self.message_id, queue_name=self.queue_name, attempt=self.attempt, headers=self.headers
+            message_id=self.message_id,
+            queue_name=self.queue_name,
+            attempt=self.attempt,
+            headers=self.headers,
+            deployment_id=self.deployment_id,
         )
 
 

@@ -34,6 +34,10 @@ class WorldNotFoundError(DiscoveryError, LookupError):
     """No World matches the reference; the message names what was tried and the known ids."""
 
 
+class WorldNotInstalledError(WorldNotFoundError):
+    """The World's plugin is installed but the optional extra it needs is not; the message says what to install."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstalledWorld:
     """A backend and where it came from: the plugin (entry-point) name and its distribution."""
@@ -41,6 +45,27 @@ class InstalledWorld:
     backend: WorldBackend
     plugin: str
     distribution: str | None
+    missing: tuple[str, ...] = ()
+    """Modules of the backend's :class:`~worlds_sdk.backend.Extra` that are not installed: then it cannot run."""
+
+    @property
+    def install(self) -> str | None:
+        """The command that makes this World usable, while its extra is missing."""
+        extra = self.backend.extra
+        if not self.missing or extra is None:
+            return None
+        if self.distribution is None:
+            return f"install the {extra.name!r} extra of the distribution that provides it"
+        return f"pip install '{self.distribution}[{extra.name}]'"
+
+    def usable(self) -> WorldBackend:
+        """The backend, or :class:`WorldNotInstalledError` naming the ``pip install`` that would make it usable."""
+        if self.install is not None:
+            raise WorldNotInstalledError(
+                f"World {self.backend.id!r} is not installed: {self.install} (no module named "
+                f"{', '.join(repr(m) for m in self.missing)})"
+            )
+        return self.backend
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,7 +134,10 @@ def discover() -> Discovered:
             continue
         for backend in backends:
             world = InstalledWorld(
-                backend=backend, plugin=impl.plugin_name, distribution=backend.distribution or distribution
+                backend=backend,
+                plugin=impl.plugin_name,
+                distribution=backend.distribution or distribution,
+                missing=backend.extra.missing() if backend.extra is not None else (),
             )
             if backend.id in worlds:
                 raise DiscoveryError(
@@ -143,12 +171,12 @@ def resolve_world(
         return _matching_entry(_from_plugin(entry.entry_point, discovered, entry=entry), entry)
     world = discovered.get(reference)
     if world is not None:
-        return world.backend
+        return world.usable()
     if any(w.plugin == reference for w in discovered.worlds) or discovered.broken_plugin(reference):
         return _from_plugin(reference, discovered)
     by_distribution = [w for w in discovered.worlds if _same_distribution(w.distribution, reference)]
     if len(by_distribution) == 1:
-        return by_distribution[0].backend
+        return by_distribution[0].usable()
     if by_distribution:
         ids = ", ".join(w.backend.id for w in by_distribution)
         raise DiscoveryError(f"distribution {reference!r} provides several Worlds ({ids}); name one by id")
@@ -180,7 +208,7 @@ def load_backend(spec: str) -> WorldBackend:
             raise WorldNotFoundError(f"no World {spec!r}: {module_name!r} has no attribute {attr_path!r}")
         target = getattr(target, part)
     if isinstance(target, WorldBackend):
-        return target
+        return _usable(target)
     expected = "a WorldBackend or a zero-argument callable returning one"
     if not callable(target):
         raise DiscoveryError(f"{spec!r} is {_kind(target)}, not {expected}")
@@ -192,7 +220,13 @@ def load_backend(spec: str) -> WorldBackend:
         raise DiscoveryError(f"calling {spec!r} failed: {_describe(exc)}") from exc
     if not isinstance(backend, WorldBackend):
         raise DiscoveryError(f"{spec!r} returned {_kind(backend)}, not a WorldBackend")
-    return backend
+    return _usable(backend)
+
+
+def _usable(backend: WorldBackend) -> WorldBackend:
+    """A backend named by ``module:attr`` is checked for its extra as a discovered one is."""
+    missing = backend.extra.missing() if backend.extra is not None else ()
+    return InstalledWorld(backend=backend, plugin="", distribution=backend.distribution, missing=missing).usable()
 
 
 def _declared_entry_points() -> dict[str, str]:
@@ -239,7 +273,7 @@ def _from_plugin(name: str, discovered: Discovered, *, entry: ManifestEntry | No
     if len(worlds) > 1:
         ids = ", ".join(w.backend.id for w in worlds)
         raise DiscoveryError(f"plugin {name!r} provides several Worlds ({ids}); name one by id")
-    return worlds[0].backend
+    return worlds[0].usable()
 
 
 def _matching_entry(backend: WorldBackend, entry: ManifestEntry) -> WorldBackend:

@@ -133,9 +133,12 @@ def load_manifest(path: str | Path) -> Manifest:
     Raises :class:`ManifestError` for invalid JSON or content, and ``OSError`` if
     the file cannot be read (not a problem *in* the manifest).
     """
-    text = Path(path).read_text(encoding="utf-8")
+    raw = Path(path).read_bytes()
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        problem = Problem((), f"not UTF-8: byte {raw[exc.start]:#04x} at offset {exc.start}")
+        raise ManifestError([problem], source=str(path)) from None
     except json.JSONDecodeError as exc:
         problem = Problem((), f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
         raise ManifestError([problem], source=str(path)) from None

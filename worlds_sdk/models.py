@@ -183,12 +183,18 @@ class StreamInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageMeta:
-    """What a queue handler learns about the delivery it is processing."""
+    """What a queue handler learns about the delivery it is processing.
+
+    ``deployment_id`` is the deployment the message is for: the one given to
+    ``queue()``, else the enqueueing World's own; a recovery message (Q-6) is
+    for the run's deployment, whose code alone can replay the run.
+    """
 
     message_id: str
     queue_name: str
     attempt: int
     headers: Mapping[str, str] = field(default_factory=dict)
+    deployment_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

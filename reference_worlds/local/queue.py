@@ -14,7 +14,7 @@ import math
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from worlds_sdk.consumer import Delivery
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.ids import new_id
 from worlds_sdk.models import Enqueued
-from worlds_sdk.queue_names import check_queue_name
+from worlds_sdk.queue_options import QueueOptions
 
 from .database import Database
 from .signals import Notifier
@@ -61,25 +61,14 @@ class LocalQueue:
         self._db = db
         self._notifier = notifier
 
-    async def enqueue(
-        self,
-        queue_name: str,
-        message: Any,
-        *,
-        deployment_id: str | None = None,
-        idempotency_key: str | None = None,
-        delay_seconds: float | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Enqueued:
-        """Store a message; while one with the same ``idempotency_key`` is unacknowledged, return its id (Q-3)."""
-        check_queue_name(queue_name)
+    async def enqueue(self, queue_name: str, message: Any, options: QueueOptions) -> Enqueued:
+        """Store a message; while one with the same ``idempotency_key`` is unacknowledged, return its id (Q-3).
+
+        ``queue_name`` and ``options`` come checked from :func:`~worlds_sdk.queue_options.check_queue_options`.
+        """
         body = codec.dumps(message)
-        delay = _seconds(delay_seconds, "delay_seconds")
-        header_map = dict(headers or {})
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in header_map.items()):
-            raise ValidationError("must map strings to strings", field="headers")
-        if idempotency_key is not None and not isinstance(idempotency_key, str):
-            raise ValidationError("must be a string", field="idempotency_key")
+        delay = _seconds(options.delay_seconds, "delay_seconds")
+        idempotency_key = options.idempotency_key
 
         def insert(conn: sqlite3.Connection) -> str:
             if idempotency_key is not None:
@@ -96,8 +85,8 @@ class LocalQueue:
                     message_id,
                     queue_name,
                     body,
-                    codec.dumps(header_map),
-                    deployment_id,
+                    codec.dumps(dict(options.headers)),
+                    options.deployment_id,
                     idempotency_key,
                     now + delay,
                     now,
@@ -139,6 +128,7 @@ class LocalQueue:
                 failures=failures,
                 claim_id=claim_id,
                 headers=codec.loads(row["headers"]),
+                deployment_id=row["deployment_id"],
             )
 
         return await self._db.write(lease)

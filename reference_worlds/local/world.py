@@ -8,13 +8,15 @@ from typing import Any
 from worlds_sdk import SPEC_VERSION
 from worlds_sdk.consumer import Backoff, Consumer
 from worlds_sdk.errors import WorldUnavailableError
-from worlds_sdk.models import ChunkPage, Enqueued, StreamInfo
+from worlds_sdk.models import ChunkPage, Enqueued, Run, StreamInfo
 from worlds_sdk.protocols import QueueHandler
 from worlds_sdk.queue_names import check_queue_prefix, workflow_queue
+from worlds_sdk.queue_options import QueueOptions, check_queue_options
 
 from .config import LocalConfig
 from .database import Database
 from .queue import DeadLetter, LocalQueue
+from .records import decode
 from .signals import Notifier
 from .storage import LocalEvents, LocalHooks, LocalRuns, LocalSteps
 from .streams import LocalStreams
@@ -63,17 +65,17 @@ class LocalWorld:
         """Begin consuming for the registered handlers, and re-enqueue every pending or running run (Q-6)."""
         self._check_open()
         self._consumer.start()
-        for run_id, workflow_name in await self._db.read(
+        for (body,) in await self._db.read(
             lambda c: c.execute(
-                "SELECT run_id, workflow_name FROM runs WHERE status IN ('pending', 'running') ORDER BY created_us"
+                "SELECT body FROM runs WHERE status IN ('pending', 'running') ORDER BY created_us"
             ).fetchall()
         ):
-            await self._queue.enqueue(
-                workflow_queue(workflow_name),
-                {"run_id": run_id},
-                deployment_id=self.config.deployment_id,
-                idempotency_key=RECOVERY_KEY.format(run_id=run_id),
+            run = decode(Run, body)
+            # For the run's deployment: only the code that started a run can replay it.
+            options = QueueOptions(
+                deployment_id=run.deployment_id, idempotency_key=RECOVERY_KEY.format(run_id=run.run_id), delay_seconds=0
             )
+            await self._queue.enqueue(workflow_queue(run.workflow_name), {"run_id": run.run_id}, options)
 
     async def close(self) -> None:
         """Stop consuming (running handlers get ``shutdown_grace`` seconds), then close the database."""
@@ -101,14 +103,15 @@ class LocalWorld:
         delay_seconds: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Enqueued:
-        return await self._queue.enqueue(
+        options = check_queue_options(
             queue_name,
-            message,
             deployment_id=deployment_id,
             idempotency_key=idempotency_key,
             delay_seconds=delay_seconds,
             headers=headers,
+            world_deployment_id=self.config.deployment_id,
         )
+        return await self._queue.enqueue(queue_name, message, options)
 
     def register_handler(self, prefix: str, handler: QueueHandler) -> None:
         self._check_open()

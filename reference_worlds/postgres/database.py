@@ -21,7 +21,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.composite import CompositeInfo, register_composite
 from psycopg_pool import AsyncConnectionPool
 
-from worlds_sdk.errors import WorkflowWorldError, WorldUnavailableError
+from worlds_sdk.errors import WorldUnavailableError
 
 from .config import PostgresConfig
 from .errors import translated
@@ -73,7 +73,7 @@ class Database:
 
     async def pool(self) -> AsyncConnectionPool[Connection]:
         if self._closed:
-            raise WorkflowWorldError("this Postgres World is closed")
+            raise WorldUnavailableError("this Postgres World is closed")
         if self._pool is None:
             async with self._opening:
                 if self._pool is None:

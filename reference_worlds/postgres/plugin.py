@@ -5,6 +5,11 @@ every instance its own freshly migrated schema, dropped afterwards. A schema per
 instance isolates concurrent instances (two Worlds in one test, parallel test
 workers) where a shared schema emptied by TRUNCATE could not; the measurements
 behind the choice are in docs/postgres-world.md.
+
+psycopg is the optional extra ``worlds-sdk[postgres]``, so this module imports
+without it: what needs the driver is imported where it is used. A default
+install then lists the World as not installed, with the ``pip install`` that
+fixes it (``WorldBackend.extra``), instead of a plugin that failed to load.
 """
 
 from __future__ import annotations
@@ -12,32 +17,34 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
-
-from worlds_sdk.backend import WorldBackend, WorldConfig
+from worlds_sdk.backend import Extra, WorldBackend, WorldConfig
 from worlds_sdk.capabilities import Capability
 from worlds_sdk.hookspecs import hookimpl
 
 from .config import URL_ENV, PostgresConfig
-from .database import application_name
-from .errors import translated
-from .migrations import migrate
 from .server import postgres_server
-from .world import PostgresWorld
+
+if TYPE_CHECKING:
+    from .world import PostgresWorld
+
+EXTRA = Extra("postgres", ("psycopg", "psycopg_pool"))
 
 TEST_SETTINGS: Mapping[str, Any] = {"lease_seconds": 2.0, "poll_interval": 0.1, "shutdown_grace": 2.0, "pool_size": 4}
 """Instance defaults for tests: short leases and polls keep lease-expiry tests to seconds."""
 
 
 def create_world(config: WorldConfig) -> PostgresWorld:
+    from .world import PostgresWorld
+
     return PostgresWorld(PostgresConfig.from_mapping(config))
 
 
 def migrate_world(config: WorldConfig) -> str:
     """``worlds migrate postgres``: apply pending migrations to the configured schema."""
+    from .migrations import migrate
+
     parsed = PostgresConfig.from_mapping(config)
     return f"schema {parsed.schema!r} is at version {migrate(parsed.conninfo(), parsed.schema)}"
 
@@ -55,6 +62,8 @@ class PostgresSandbox:
 
     @contextmanager
     def instance(self) -> Iterator[WorldConfig]:
+        from .migrations import migrate
+
         schema = f"t_{secrets.token_hex(8)}"
         migrate(self.url, schema)
         try:
@@ -65,6 +74,12 @@ class PostgresSandbox:
 
 def drop_schema(url: str, schema: str) -> None:
     """Drop a World's schema, first ending connections still serving it (e.g. of a killed test child)."""
+    import psycopg
+    from psycopg import sql
+
+    from .database import application_name
+    from .errors import translated
+
     with translated(), psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
@@ -105,5 +120,6 @@ def worlds_register() -> list[WorldBackend]:
             distribution="worlds-sdk",
             default_config=lambda: PostgresConfig().to_mapping(),
             migrate=migrate_world,
+            extra=EXTRA,
         )
     ]

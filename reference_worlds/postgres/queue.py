@@ -11,57 +11,35 @@ consumer now holds. Times come from the database clock, one clock for all hosts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from worlds_sdk.codec import dumps, from_wire
 from worlds_sdk.consumer import Delivery
-from worlds_sdk.errors import ValidationError
 from worlds_sdk.ids import new_id
 from worlds_sdk.models import Enqueued
-from worlds_sdk.queue_names import check_queue_name
+from worlds_sdk.queue_options import QueueOptions
 
 from .database import Database, Row
 from .nul_escape import escape_json
 from .queries import query
 
 
-def _check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    if headers is None:
-        return {}
-    if not isinstance(headers, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    ):
-        raise ValidationError("must map strings to strings", field="headers")
-    return dict(headers)
+async def enqueue(db: Database, queue_name: str, message: Any, options: QueueOptions) -> Enqueued:
+    """Store one message (durable once this returns); the same unacked idempotency key gives the same id.
 
-
-async def enqueue(
-    db: Database,
-    queue_name: str,
-    message: Any,
-    *,
-    deployment_id: str | None,
-    idempotency_key: str | None,
-    delay_seconds: float | None,
-    headers: Mapping[str, str] | None,
-) -> Enqueued:
-    """Store one message (durable once this returns); the same unacked idempotency key gives the same id."""
-    check_queue_name(queue_name)
-    if delay_seconds is not None and (isinstance(delay_seconds, bool) or not isinstance(delay_seconds, (int, float))):
-        raise ValidationError("must be a number of seconds", field="delay_seconds")
-    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
-        raise ValidationError("must be a non-empty string", field="idempotency_key")
+    ``queue_name`` and ``options`` come checked from :func:`~worlds_sdk.queue_options.check_queue_options`.
+    """
     row = await db.fetchone(
         query("enqueue"),
         {
             "message_id": new_id("msg"),
             "queue_name": queue_name,
             "body": escape_json(dumps(message)),
-            "headers": escape_json(dumps(_check_headers(headers))),
-            "deployment_id": deployment_id,
-            "idempotency_key": idempotency_key,
-            "delay_seconds": float(delay_seconds or 0.0),
+            "headers": escape_json(dumps(dict(options.headers))),
+            "deployment_id": options.deployment_id,
+            "idempotency_key": options.idempotency_key,
+            "delay_seconds": options.delay_seconds,
         },
     )
     assert row is not None
@@ -77,6 +55,7 @@ def _delivery(row: Row) -> Delivery:
         failures=row["failures"],
         claim_id=row["claim_id"],
         headers=from_wire(row["headers"]),
+        deployment_id=row["deployment_id"],
     )
 
 

@@ -14,10 +14,11 @@ from typing import Any
 
 from worlds_sdk import SPEC_VERSION
 from worlds_sdk.consumer import Backoff, Consumer
-from worlds_sdk.errors import WorkflowWorldError
+from worlds_sdk.errors import WorldUnavailableError
 from worlds_sdk.models import ChunkPage, Enqueued, StreamInfo
 from worlds_sdk.protocols import QueueHandler
 from worlds_sdk.queue_names import check_queue_prefix, workflow_queue
+from worlds_sdk.queue_options import check_queue_options
 
 from .config import PostgresConfig
 from .database import Database
@@ -81,7 +82,7 @@ class PostgresWorld:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise WorkflowWorldError("this Postgres World is closed")
+            raise WorldUnavailableError("this Postgres World is closed")
 
     async def _listen(self) -> None:
         self._check_open()
@@ -123,17 +124,18 @@ class PostgresWorld:
         delay_seconds: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Enqueued:
-        return await enqueue(
-            self._db,
+        options = check_queue_options(
             queue_name,
-            message,
-            deployment_id=deployment_id or self.config.deployment_id,
+            deployment_id=deployment_id,
             idempotency_key=idempotency_key,
             delay_seconds=delay_seconds,
             headers=headers,
+            world_deployment_id=self.config.deployment_id,
         )
+        return await enqueue(self._db, queue_name, message, options)
 
     def register_handler(self, prefix: str, handler: QueueHandler) -> None:
+        self._check_open()
         check_queue_prefix(prefix)
         self._consumer.register(prefix, handler)
 

@@ -6,16 +6,27 @@ These tests use the environment's real plugins: the local World is installed
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from worlds_sdk import SPEC_VERSION, __version__
-from worlds_sdk.cli import COMMANDS, main, pytest_arguments
+from worlds_sdk.cli import (
+    COMMANDS,
+    INTERRUPTED,
+    OS_ERROR,
+    USAGE_ERROR,
+    WORLD_ERROR,
+    Command,
+    main,
+    pytest_arguments,
+)
 from worlds_sdk.manifest import parse_manifest
 
 REPO_MANIFEST = Path(__file__).parents[2] / "worlds-manifest.json"
@@ -94,6 +105,7 @@ def test_list_merges_the_manifest_with_installed_plugins(capsys: pytest.CaptureF
     assert rows["local"] == {
         "id": "local",
         "status": "installed",
+        "install": None,
         "name": "Local",
         "description": local_entry()["description"],
         "inManifest": True,
@@ -103,6 +115,7 @@ def test_list_merges_the_manifest_with_installed_plugins(capsys: pytest.CaptureF
         "capabilities": LOCAL_CAPABILITIES.split(", "),
     }
     assert (rows["ghost"]["status"], rows["ghost"]["plugin"]) == ("not installed", None)
+    assert rows["ghost"]["install"] == "pip install 'worlds-ghost'"
 
 
 def test_list_warns_when_the_manifest_and_the_plugin_disagree(
@@ -163,14 +176,6 @@ def test_validate_manifest_prints_every_problem_and_fails(capsys: pytest.Capture
     assert err == "worlds-manifest.json: 5 problems\n"
 
 
-def test_validate_manifest_without_a_file_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "validate-manifest") == (
-        2,
-        "",
-        "worlds: error: worlds-manifest.json: No such file or directory\n",
-    )
-
-
 def test_test_with_an_unknown_world_fails_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "test", "no-such-world", "-x")
 
@@ -211,24 +216,104 @@ def test_pytest_gets_a_manifest_module_attr_reference_it_can_resolve_without_the
     assert pytest_arguments("mine", [], manifest=manifest)[0] == "--world=my_world.plugin:BACKEND"
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        ([], "the following arguments are required: COMMAND"),
-        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
-        (["list", "--colour"], "unrecognized arguments: --colour"),
-        (["test"], "the following arguments are required: WORLD"),
-        (["list", "--manifest", "absent.json"], "absent.json: No such file or directory"),
-    ],
-)
-def test_bad_input_is_one_error_line_never_a_traceback(
-    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
-) -> None:
-    code, out, err = run(capsys, *argv)
+BAD_INPUT = [
+    # (argv, exit code, the start of the one error line after "worlds: error: ")
+    ([], USAGE_ERROR, "the following arguments are required: COMMAND"),
+    (["frobnicate"], USAGE_ERROR, "argument COMMAND: invalid choice: 'frobnicate'"),
+    (["list", "--colour"], USAGE_ERROR, "unrecognized arguments: --colour"),
+    (["list", "--manifest"], USAGE_ERROR, "argument --manifest: expected one argument"),
+    (["list", "--manifest", "broken.json"], USAGE_ERROR, "broken.json: invalid manifest, 1 problem: $: not valid JSON"),
+    (["list", "--manifest", "latin1.json"], USAGE_ERROR, "latin1.json: invalid manifest, 1 problem: $: not UTF-8"),
+    (["list", "--manifest", "absent.json"], OS_ERROR, "absent.json: No such file or directory"),
+    (["list", "--manifest", "."], OS_ERROR, ".: Is a directory"),
+    (["validate-manifest"], OS_ERROR, "worlds-manifest.json: No such file or directory"),
+    (["validate-manifest", "."], OS_ERROR, ".: Is a directory"),
+    (["validate-manifest", "a.json", "b.json"], USAGE_ERROR, "unrecognized arguments: b.json"),
+    (["test"], USAGE_ERROR, "the following arguments are required: WORLD"),
+    (["test", "no-such-world"], USAGE_ERROR, "no World 'no-such-world': not a manifest id"),
+    (["test", "no_such_module_xyz:backend"], USAGE_ERROR, "no World 'no_such_module_xyz:backend': no module named"),
+    (["test", "worlds_sdk:__version__"], USAGE_ERROR, "'worlds_sdk:__version__' is a str, not a WorldBackend"),
+    (["test", "--manifest", "broken.json", "local"], USAGE_ERROR, "broken.json: invalid manifest"),
+    (["test", "--manifest", "absent.json", "local"], OS_ERROR, "absent.json: No such file or directory"),
+    (["bench"], USAGE_ERROR, "the following arguments are required: WORLD"),
+    (["bench", "no-such-world"], USAGE_ERROR, "no World 'no-such-world'"),
+    (["bench", "local", "--world-config", "[1]"], USAGE_ERROR, "argument --world-config: expected a JSON object"),
+    (["bench", "local", "--world-config", "null"], USAGE_ERROR, "argument --world-config: expected a JSON object"),
+    (["bench", "local", "--world-config", "{"], USAGE_ERROR, "argument --world-config: not valid JSON"),
+    (["bench", "local", "--world-config", '{"colour": 1}'], USAGE_ERROR, "config: unknown keys ['colour']"),
+    (["bench", "local", "--world-config", '{"lease_seconds": -1}'], USAGE_ERROR, "config.lease_seconds: must be"),
+    (["bench", "local", "--world-config", '{"path": "absent/world"}'], OS_ERROR, "absent/world/"),
+    (["bench", "local", "--writers", "one"], USAGE_ERROR, "argument --writers: expected positive integers"),
+    (["bench", "local", "--writers", "1,0"], USAGE_ERROR, "argument --writers: expected positive integers"),
+    (["bench", "local", "--writers", ""], USAGE_ERROR, "argument --writers: expected positive integers"),
+    (["bench", "local", "--events", "0"], USAGE_ERROR, "argument --events: expected a positive integer, got '0'"),
+    (["bench", "local", "--messages", "-5"], USAGE_ERROR, "argument --messages: expected a positive integer"),
+    (["bench", "local", "--latency-samples", "x"], USAGE_ERROR, "argument --latency-samples: expected a positive"),
+    (["bench", "local", "--repeats", "0"], USAGE_ERROR, "argument --repeats: expected a positive integer"),
+    (["migrate"], USAGE_ERROR, "the following arguments are required: WORLD"),
+    (["migrate", "local"], USAGE_ERROR, "world 'local' has no migrations"),
+    (["migrate", "--manifest", "broken.json", "postgres"], USAGE_ERROR, "broken.json: invalid manifest"),
+    (["migrate", "no-such-world"], USAGE_ERROR, "no World 'no-such-world'"),
+    (["migrate", "postgres", "--world-config", "[1]"], USAGE_ERROR, "argument --world-config: expected a JSON object"),
+    (["migrate", "postgres", "--world-config", '{"colour": 1}'], USAGE_ERROR, "config: unknown keys ['colour']"),
+    (
+        ["migrate", "postgres", "--world-config", '{"url": "postgresql://127.0.0.1:1/none", "connect_timeout": 1}'],
+        WORLD_ERROR,
+        "WorldUnavailableError: PostgreSQL is unavailable",
+    ),
+]
 
-    assert (code, out) == (2, "")
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"), BAD_INPUT, ids=[" ".join(argv) or "-" for argv, _, _ in BAD_INPUT]
+)
+def test_bad_input_is_one_error_line_and_a_non_zero_exit(
+    capsys: pytest.CaptureFixture[str], elsewhere: Path, argv: list[str], code: int, message: str
+) -> None:
+    (elsewhere / "broken.json").write_text("{")
+    (elsewhere / "latin1.json").write_bytes(b'{"worlds": ["\xe9"]}')
+
+    got, out, err = run(capsys, *argv)
+
+    assert (got, out) == (code, "")
     (line,) = err.splitlines()
     assert line.startswith(f"worlds: error: {message}")
+
+
+def test_exit_codes_are_distinct_and_clear_of_pytest() -> None:
+    """``worlds test`` passes pytest's exit codes (0-5) through; ours must not be mistaken for them."""
+    assert len({USAGE_ERROR, WORLD_ERROR, OS_ERROR}) == 3
+    assert min(WORLD_ERROR, OS_ERROR) > max(pytest.ExitCode)
+
+
+def exits(value: object) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise SystemExit(value)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "err"),
+    [("cannot go on", 1, "worlds: error: cannot go on\n"), (3, 3, ""), (None, 0, ""), (0, 0, "")],
+)
+def test_a_commands_sys_exit_is_not_swallowed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: object, code: int, err: str
+) -> None:
+    monkeypatch.setitem(COMMANDS, "leave", Command("leave", "sys.exit", lambda parser: None, exits(value)))
+
+    assert run(capsys, "leave") == (code, "", err)
+
+
+def test_ctrl_c_is_one_line_and_the_shell_s_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(COMMANDS, "wait", Command("wait", "interrupted", lambda parser: None, interrupted))
+
+    assert run(capsys, "wait") == (INTERRUPTED, "", "worlds: interrupted\n")
 
 
 def test_subcommands_are_registered_in_one_place() -> None:
@@ -256,13 +341,3 @@ def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[st
     result = json.loads(out)
     assert result["world"] == "local" and result["events_per_second"]["1"] > 0
     assert result["messages_per_second"] > 0 and result["latency_p99_ms"] >= result["latency_p50_ms"] > 0
-
-
-def test_bench_rejects_bad_writers(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "bench", "local", "--writers", "one")
-    assert code == 2 and err.startswith("worlds: error: bad --world-config or --writers")
-
-
-def test_migrate_refuses_a_world_without_migrations(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "migrate", "local")
-    assert code == 2 and err.strip() == "worlds: error: world 'local' has no migrations"

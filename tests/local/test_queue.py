@@ -20,6 +20,7 @@ from reference_worlds.local.queue import LocalQueue
 from reference_worlds.local.signals import Notifier
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import MessageMeta, Reschedule
+from worlds_sdk.queue_options import QueueOptions
 
 Poll = Callable[..., Awaitable[Any]]
 
@@ -285,7 +286,7 @@ def test_the_store_counts_an_expired_lease_as_a_failure_and_ignores_the_stale_cl
         db = Database(tmp_path / "world", busy_timeout=5)
         store = LocalQueue(db, Notifier())
         try:
-            await store.enqueue(Q, "m")
+            await store.enqueue(Q, "m", QueueOptions(deployment_id="local", idempotency_key=None, delay_seconds=0))
             first = await store.claim([PREFIX], lease_seconds=0.05)
             assert first is not None and (first.attempt, first.failures) == (1, 0)
             assert await store.claim([PREFIX], lease_seconds=0.05) is None, "leased: invisible"

@@ -4,7 +4,8 @@ It is built only from the SDK's shared pieces -- ``rules.decide`` for events,
 ``Consumer`` over an in-memory ``MessageStore`` for the queue, ``follow_stream``
 for live reads -- which also shows how little a World author must write. Its
 seams (``_resolve_run_id``, ``_snapshot``, ``_apply``, ``_needs_recovery``,
-``_check_queue_name``, the message store, the storage groups) are where a mutant
+``_recovery_deployment``, ``_closed_error``, ``_check_queue_options``, the message
+store, the storage groups) are where a mutant
 breaks one thing. World objects opened with the same ``name`` share one state, as two
 clients of one database would.
 """
@@ -29,6 +30,7 @@ from worlds_sdk.errors import (
     StepNotFoundError,
     ValidationError,
     WorkflowRunNotFoundError,
+    WorldUnavailableError,
 )
 from worlds_sdk.events import strip_entity, strip_event, strip_result
 from worlds_sdk.models import (
@@ -48,7 +50,8 @@ from worlds_sdk.models import (
     Wait,
 )
 from worlds_sdk.protocols import QueueHandler
-from worlds_sdk.queue_names import check_queue_name, check_queue_prefix, workflow_queue
+from worlds_sdk.queue_names import check_queue_prefix, workflow_queue
+from worlds_sdk.queue_options import QueueOptions, check_queue_options
 from worlds_sdk.streaming import StreamSlice, follow_stream
 
 T = TypeVar("T")
@@ -60,6 +63,7 @@ class Message:
     queue_name: str
     body: str
     headers: Mapping[str, str]
+    deployment_id: str | None
     idempotency_key: str | None
     visible_at: float
     attempt: int = 0
@@ -86,6 +90,7 @@ class State:
 
 
 STATES: dict[str, State] = {}
+DEPLOYMENT = "memory"
 
 
 def page(items: Sequence[tuple[int, T]], pagination: Pagination, default: str) -> Page[T]:
@@ -106,10 +111,18 @@ class MemoryWorld:
     spec_version = 3
 
     def __init__(self, config: WorldConfig) -> None:
-        self.state = STATES.setdefault(str(config["name"]), State())
+        self._state = STATES.setdefault(str(config["name"]), State())
+        self._closed = False
         self.runs, self.steps, self.events, self.hooks = _Runs(self), _Steps(self), _Events(self), _Hooks(self)
-        self.store = MemoryStore(self.state)
+        self.store = MemoryStore(self._state)
         self.consumer = Consumer(self.store, lease_seconds=2, poll_interval=0.02, backoff=Backoff(initial=0.05))
+
+    @property
+    def state(self) -> State:
+        """The shared state, reachable only while the World is open: every call after ``close()`` fails (LC-1)."""
+        if self._closed:
+            raise self._closed_error()
+        return self._state
 
     # -- seams a mutant overrides -----------------------------------------------------
 
@@ -166,6 +179,7 @@ class MemoryWorld:
                 await self.queue(
                     workflow_queue(run.workflow_name),
                     {"run_id": run.run_id},
+                    deployment_id=self._recovery_deployment(run),
                     idempotency_key=f"recover:{run.run_id}",
                 )
         self.consumer.start()
@@ -174,16 +188,27 @@ class MemoryWorld:
         """Q-6: ``start()`` re-enqueues the workflow of every unfinished run."""
         return run.status in ("pending", "running")
 
-    def _check_queue_name(self, queue_name: str) -> None:
-        check_queue_name(queue_name)
+    def _recovery_deployment(self, run: Run) -> str:
+        """Q-6: a recovery message is for the run's deployment, whose code alone can replay it."""
+        return run.deployment_id
+
+    def _check_queue_options(self, queue_name: str, **options: Any) -> QueueOptions:
+        """QN-1, QO-1, QO-2: the SDK's one check of a ``queue()`` call."""
+        return check_queue_options(queue_name, **options, world_deployment_id=DEPLOYMENT)
+
+    def _closed_error(self) -> Exception:
+        return WorldUnavailableError("this memory World is closed")
 
     async def close(self) -> None:
         await self.consumer.stop(grace_seconds=1)
+        self._closed = True
 
     async def get_deployment_id(self) -> str:
-        return "memory"
+        return DEPLOYMENT
 
     def register_handler(self, prefix: str, handler: QueueHandler) -> None:
+        if self._closed:
+            raise self._closed_error()
         check_queue_prefix(prefix)
         self.consumer.register(prefix, handler)
 
@@ -197,17 +222,24 @@ class MemoryWorld:
         delay_seconds: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Enqueued:
-        self._check_queue_name(queue_name)
+        options = self._check_queue_options(
+            queue_name,
+            deployment_id=deployment_id,
+            idempotency_key=idempotency_key,
+            delay_seconds=delay_seconds,
+            headers=headers,
+        )
         for m in self.state.messages.values():
-            if idempotency_key is not None and m.idempotency_key == idempotency_key:
+            if options.idempotency_key is not None and m.idempotency_key == options.idempotency_key:
                 return Enqueued(message_id=m.message_id)
         msg = Message(
             ids.new_id("msg"),
             queue_name,
             codec.dumps(message),
-            dict(headers or {}),
-            idempotency_key,
-            time.monotonic() + (delay_seconds or 0),
+            options.headers,
+            options.deployment_id,
+            options.idempotency_key,
+            time.monotonic() + options.delay_seconds,
         )
         self.state.messages[msg.message_id] = msg
         return Enqueued(message_id=msg.message_id)
@@ -275,6 +307,7 @@ class MemoryStore:
                     failures=m.failures,
                     claim_id=m.claim_id,
                     headers=m.headers,
+                    deployment_id=m.deployment_id,
                 )
         return None
 
@@ -311,7 +344,10 @@ class MemoryStore:
 class _Group:
     def __init__(self, world: MemoryWorld) -> None:
         self.world = world
-        self.state = world.state
+
+    @property
+    def state(self) -> State:
+        return self.world.state
 
 
 class _Runs(_Group):

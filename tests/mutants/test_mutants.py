@@ -111,6 +111,36 @@ MUTANTS = [
         slow=True,
     ),
     Case("recovers_finished_runs", "test_Q6_start_reenqueues_pending_and_running_runs", "Q-6", "AssertionError"),
+    Case(
+        "recovers_for_the_worlds_deployment",
+        "test_Q6_recovery_message_is_for_the_runs_deployment",
+        "Q-6",
+        "the recovery message's deployment",
+    ),
+    Case(
+        "clamps_negative_delay",
+        "test_QO1_bad_queue_options_are_refused",
+        "QO-1",
+        "{'delay_seconds': -1}: accepted",
+    ),
+    Case(
+        "takes_empty_idempotency_key_as_none",
+        "test_QO1_bad_queue_options_are_refused",
+        "QO-1",
+        "{'idempotency_key': ''}: accepted",
+    ),
+    Case(
+        "messages_for_no_deployment",
+        "test_QO2_a_message_is_for_the_given_deployment_else_the_worlds",
+        "QO-2",
+        "MessageMeta.deployment_id",
+    ),
+    Case(
+        "closed_world_answers_500",
+        "test_LC1_a_closed_world_is_unavailable",
+        "LC-1",
+        "WorkflowWorldError: this memory World is closed",
+    ),
     Case("case_blind_queue_names", "test_QN1_invalid_queue_name_rejected", "QN-1", "DID NOT RAISE ValidationError"),
     Case(
         "drops_event_data_unresolved", "test_RD1_resolve_none_strips_exactly_payload_fields", "RD-1", "AssertionError"

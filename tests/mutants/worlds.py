@@ -19,7 +19,7 @@ from reference_worlds.local.world import LocalWorld
 from worlds_sdk import rules
 from worlds_sdk.backend import WorldBackend, WorldConfig
 from worlds_sdk.consumer import Delivery, MessageStore
-from worlds_sdk.errors import EventNotFoundError, ValidationError, WorkflowRunNotFoundError
+from worlds_sdk.errors import EventNotFoundError, ValidationError, WorkflowRunNotFoundError, WorkflowWorldError
 from worlds_sdk.events import strip_entity
 from worlds_sdk.models import (
     TERMINAL_RUN_STATUSES,
@@ -33,8 +33,9 @@ from worlds_sdk.models import (
     StreamInfo,
 )
 from worlds_sdk.queue_names import NAME_RE
+from worlds_sdk.queue_options import QueueOptions
 
-from .memory_world import MemoryStore, MemoryWorld, _Events, backend
+from .memory_world import DEPLOYMENT, MemoryStore, MemoryWorld, _Events, backend
 
 # -- events and hooks (EV-*, HK-*) -----------------------------------------------------
 
@@ -321,15 +322,62 @@ class RecoversFinishedRuns(MemoryWorld):
         return True
 
 
+class ClampsNegativeDelay(MemoryWorld):
+    """Takes a negative delay_seconds as 0 instead of refusing it, as the Postgres World did (QO-1)."""
+
+    async def queue(self, queue_name: str, message: Any, **options: Any) -> Any:
+        delay = options.get("delay_seconds")
+        if isinstance(delay, (int, float)) and not isinstance(delay, bool) and delay < 0:
+            options["delay_seconds"] = 0
+        return await super().queue(queue_name, message, **options)
+
+
+class TakesEmptyIdempotencyKeyAsNone(MemoryWorld):
+    """Takes an empty idempotency key as "no key" instead of refusing it (QO-1)."""
+
+    async def queue(self, queue_name: str, message: Any, **options: Any) -> Any:
+        if options.get("idempotency_key") == "":
+            options["idempotency_key"] = None
+        return await super().queue(queue_name, message, **options)
+
+
+class MessagesForNoDeployment(MemoryWorld):
+    """A message enqueued without a deployment_id is for no deployment, as the local World's were (QO-2)."""
+
+    async def queue(self, queue_name: str, message: Any, **options: Any) -> Any:
+        sent = await super().queue(queue_name, message, **options)
+        if options.get("deployment_id") is None:
+            self.state.messages[sent.message_id].deployment_id = None
+        return sent
+
+
+class RecoversForTheWorldsDeployment(MemoryWorld):
+    """start() re-enqueues a run for this World's deployment, not the run's, as the local World did (Q-6)."""
+
+    def _recovery_deployment(self, run: Run) -> str:
+        return DEPLOYMENT
+
+
 CASE_BLIND_NAME = re.compile(NAME_RE.pattern, re.DOTALL | re.IGNORECASE)
 
 
 class CaseBlindQueueNames(MemoryWorld):
     """Matches queue names case-insensitively: an upper-case namespace passes (QN-1)."""
 
-    def _check_queue_name(self, queue_name: str) -> None:
+    def _check_queue_options(self, queue_name: str, **options: Any) -> QueueOptions:
         if not CASE_BLIND_NAME.match(queue_name):
             raise ValidationError("is not a queue name", field="queue_name")
+        return super()._check_queue_options(queue_name.lower(), **options)
+
+
+# -- a closed World (LC-1) ----------------------------------------------------------------
+
+
+class ClosedWorldAnswers500(MemoryWorld):
+    """Answers every call on a closed World with a bare WorkflowWorldError (500), as the Postgres World did (LC-1)."""
+
+    def _closed_error(self) -> Exception:
+        return WorkflowWorldError("this memory World is closed")
 
 
 # -- streams (ST-*, MB-3) --------------------------------------------------------------
@@ -436,4 +484,9 @@ recovers_finished_runs = backend(RecoversFinishedRuns, "mutant-recovers-finished
 case_blind_queue_names = backend(CaseBlindQueueNames, "mutant-case-blind-queue-names")
 streams_need_the_run = backend(StreamsNeedTheRun, "mutant-streams-need-the-run")
 tail_is_chunk_count = backend(TailIsChunkCount, "mutant-tail-is-chunk-count")
+closed_world_answers_500 = backend(ClosedWorldAnswers500, "mutant-closed-world-answers-500")
+clamps_negative_delay = backend(ClampsNegativeDelay, "mutant-clamps-negative-delay")
+takes_empty_idempotency_key_as_none = backend(TakesEmptyIdempotencyKeyAsNone, "mutant-takes-empty-key-as-none")
+messages_for_no_deployment = backend(MessagesForNoDeployment, "mutant-messages-for-no-deployment")
+recovers_for_the_worlds_deployment = backend(RecoversForTheWorldsDeployment, "mutant-recovers-for-worlds-deployment")
 ack_before_handling = _local_mutant()

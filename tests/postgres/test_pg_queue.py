@@ -15,6 +15,7 @@ from reference_worlds.postgres.database import Database
 from reference_worlds.postgres.queue import PostgresMessageStore, enqueue
 from worlds_sdk.consumer import Delivery
 from worlds_sdk.models import EventRequest
+from worlds_sdk.queue_options import check_queue_options
 
 pytestmark = pytest.mark.postgres
 
@@ -24,7 +25,8 @@ PREFIXES = ["__wkf_step_"]
 
 async def _put(db: Database, n: int, **kwargs: Any) -> str:
     options: dict[str, Any] = {"deployment_id": None, "idempotency_key": None, "delay_seconds": None, "headers": None}
-    return (await enqueue(db, QUEUE, {"n": n}, **{**options, **kwargs})).message_id
+    checked = check_queue_options(QUEUE, **{**options, **kwargs}, world_deployment_id="d")
+    return (await enqueue(db, QUEUE, {"n": n}, checked)).message_id
 
 
 def _with_dbs(config: dict[str, Any], n: int, body: Callable[[list[Database]], Awaitable[None]]) -> None:

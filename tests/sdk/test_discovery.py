@@ -18,19 +18,26 @@ from pathlib import Path
 import pytest
 
 from worlds_sdk import Capability, WorldBackend
-from worlds_sdk.discovery import DiscoveryError, WorldNotFoundError, discover, load_backend, resolve_world
+from worlds_sdk.discovery import (
+    DiscoveryError,
+    WorldNotFoundError,
+    WorldNotInstalledError,
+    discover,
+    load_backend,
+    resolve_world,
+)
 from worlds_sdk.manifest import parse_manifest
 
 
-def plugin_source(*world_ids: str, capabilities: str = "{Capability.DURABLE_QUEUE}") -> str:
+def plugin_source(*world_ids: str, capabilities: str = "{Capability.DURABLE_QUEUE}", extra: str = "None") -> str:
     """A plugin module registering one backend per id."""
     backends = ", ".join(
         f"WorldBackend(id={world_id!r}, factory=dict, sandbox=temp_dir_sandbox(), spec_versions=frozenset({{3}}), "
-        f"capabilities=frozenset({capabilities}), description='fake {world_id}')"
+        f"capabilities=frozenset({capabilities}), description='fake {world_id}', extra={extra})"
         for world_id in world_ids
     )
     return textwrap.dedent(f"""
-        from worlds_sdk import Capability, WorldBackend, hookimpl, temp_dir_sandbox
+        from worlds_sdk import Capability, Extra, WorldBackend, hookimpl, temp_dir_sandbox
 
         @hookimpl
         def worlds_register():
@@ -130,6 +137,47 @@ def test_a_broken_plugin_is_reported_and_does_not_hide_the_others(site: FakeSite
     assert resolve_world("good").id == "good"
     with pytest.raises(DiscoveryError, match="plugin 'bad' \\(fake-bad\\) failed to load"):
         resolve_world("bad")
+
+
+def test_a_world_whose_optional_extra_is_missing_is_not_installed_not_broken(site: FakeSite) -> None:
+    """A plugin that imports its driver lazily and declares it as an extra: a default install is not an error."""
+    fast = plugin_source("fast", extra="Extra('turbo', ('json', 'no_such_driver_xyz'))")
+    site.install("fake-fast", {"fast": "fast_plugin"}, {"fast_plugin": fast})
+    site.install("fake-alpha", {"alpha": "alpha_plugin"}, {"alpha_plugin": plugin_source("alpha")})
+
+    discovered = discover()
+
+    assert discovered.broken == ()
+    world = discovered.get("fast")
+    assert world is not None
+    assert (world.missing, world.install) == (("no_such_driver_xyz",), "pip install 'fake-fast[turbo]'")
+    for reference in ("fast", "fake-fast"):
+        with pytest.raises(WorldNotInstalledError) as caught:
+            resolve_world(reference)
+        assert str(caught.value) == (
+            "World 'fast' is not installed: pip install 'fake-fast[turbo]' (no module named 'no_such_driver_xyz')"
+        )
+    assert isinstance(caught.value, WorldNotFoundError)
+    assert resolve_world("alpha").id == "alpha"
+
+
+def test_a_world_whose_optional_extra_is_installed_resolves(site: FakeSite) -> None:
+    site.install(
+        "fake-fast", {"fast": "fast_plugin"}, {"fast_plugin": plugin_source("fast", extra="Extra('turbo', ('json',))")}
+    )
+
+    assert discover().get("fast").install is None  # type: ignore[union-attr]
+    assert resolve_world("fast").id == "fast"
+
+
+def test_a_module_attr_backend_is_checked_for_its_extra_too(site: FakeSite) -> None:
+    source = (
+        plugin_source("fast", extra="Extra('turbo', ('no_such_driver_xyz',))") + "\nBACKEND = worlds_register()[0]\n"
+    )
+    site.install("fake-fast", {}, {"fast_direct": source})
+
+    with pytest.raises(WorldNotInstalledError, match="World 'fast' is not installed: install the 'turbo' extra"):
+        resolve_world("fast_direct:BACKEND")
 
 
 def test_an_unknown_world_is_one_line_naming_what_was_tried_and_the_known_ids(site: FakeSite) -> None:
