@@ -232,7 +232,7 @@ def test_bad_input_is_one_error_line_never_a_traceback(
 
 
 def test_subcommands_are_registered_in_one_place() -> None:
-    assert list(COMMANDS) == ["list", "validate-manifest", "test", "bench", "migrate"]
+    assert list(COMMANDS) == ["list", "validate-manifest", "test", "bench", "migrate", "new", "report", "ci"]
 
 
 def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
