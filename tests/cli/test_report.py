@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,16 @@ def test_a_badge_is_for_one_report(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_a_missing_report_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path / "absent.json")]) == 2
     assert capsys.readouterr().err == f"worlds: error: {tmp_path / 'absent.json'}: No such file or directory\n"
+
+
+def test_worlds_sdk_imports_no_conformance_module() -> None:
+    """One-way dependency: ``worlds report`` imports the conformance package only when it runs."""
+    code = (
+        "import importlib, pkgutil, sys, worlds_sdk\n"
+        "for module in pkgutil.walk_packages(worlds_sdk.__path__, 'worlds_sdk.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "from worlds_sdk.cli import build_parser\n"
+        "build_parser()\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'conformance'], sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
