@@ -64,6 +64,8 @@ def _entry_problems(entry: ManifestEntry, at: tuple[str | int, ...], discovered:
         ("capabilities", "capabilities", entry.capabilities, backend.capabilities),
     ]
     for key, what, listed, declared in claims:
+        if not isinstance(listed, (set, frozenset)):
+            continue  # the entry claims nothing here (upstream's entries lack our fields)
         if set(listed) != set(declared):
             problems.append(
                 Problem(
