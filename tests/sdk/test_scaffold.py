@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from worlds_sdk import __version__
 from worlds_sdk.cli import main
@@ -53,6 +54,9 @@ def test_every_placeholder_of_a_template_is_filled(tmp_path: Path, template: str
         expected,
     )
     assert f'dependencies = ["worlds-sdk>={__version__}"]' in (tmp_path / "out" / "pyproject.toml").read_text()
+    workflow = yaml.safe_load((tmp_path / "out" / ".github" / "workflows" / "conformance.yml").read_text())
+    runs = [step.get("run", "") for step in workflow["jobs"]["conformance"]["steps"]]
+    assert "pytest tests --world=my-world --worlds-report=report.json --junitxml=junit.xml" in runs
 
 
 def test_the_command_reports_bad_input_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
