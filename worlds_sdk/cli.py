@@ -26,7 +26,7 @@ from typing import Any, NoReturn, TextIO
 from . import SPEC_VERSION, __version__
 from .discovery import Discovered, DiscoveryError, InstalledWorld, WorldNotFoundError, discover, resolve_world
 from .errors import WorkflowWorldError
-from .installed import InstalledCheck
+from .installed import InstalledCheck, check_installed
 from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest
 
 DEFAULT_MANIFEST = "worlds-manifest.json"
@@ -249,8 +249,6 @@ def validate_manifest(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.path}: valid ({len(manifest.worlds)} Worlds: {', '.join(manifest.ids)})")
     if args.installed:
-        from .installed import check_installed
-
         return _print_installed_check(args.path, check_installed(manifest))
     return 0
 
