@@ -9,6 +9,7 @@ person reads the matrix.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +116,13 @@ def _rule_sort_key(rule: str) -> tuple[str, int, str]:
 
 
 def _first_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.startswith("E ")]
-    return (lines[0][1:].strip() if lines else text.strip().splitlines()[-1] if text.strip() else "")[:300]
+    """The first ``E`` line of a failure; for an exception group (no ``E`` lines), its first member's error."""
+    lines = [line[1:] for line in text.splitlines() if line.startswith("E ")]
+    lines += [line.strip().lstrip("|") for line in text.splitlines() if _GROUP_MEMBER_ERROR.match(line)]
+    return (lines[0].strip() if lines else text.strip().splitlines()[-1] if text.strip() else "")[:300]
+
+
+_GROUP_MEMBER_ERROR = re.compile(r"^\s*\|\s*[A-Za-z_][\w.]*(Error|Exception|Failure)\b")
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -124,3 +130,79 @@ def _skip_reason(report: pytest.TestReport) -> str:
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return str(longrepr)
+
+
+class ReportError(ValueError):
+    """A file is not a per-rule report this version can read (says which file and what is wrong)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleVerdict:
+    """One rule's verdict as the JSON report has it."""
+
+    rule: str
+    level: str
+    status: str
+    outcomes: dict[str, int]
+    reason: str
+    """The first failed test's first error line, else the first skip reason, else empty."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """A ``--worlds-report`` file read back: what :meth:`RuleResults.to_json` wrote."""
+
+    world: str
+    backend_id: str
+    package_version: str
+    spec_version: int
+    certify: bool
+    complete: bool
+    exitstatus: int | None
+    rules: dict[str, RuleVerdict]
+
+    @property
+    def must(self) -> tuple[int, int]:
+        """(MUST rules that passed, MUST rules in the report): a partial or skipped MUST rule did not pass."""
+        must = [v for v in self.rules.values() if v.level == "MUST"]
+        return sum(1 for v in must if v.status == "pass"), len(must)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Report:
+        """Read a report file; :class:`ReportError` if it is not JSON or not a report, ``OSError`` if unreadable."""
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            return cls.from_json(json.loads(text))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ReportError(f"{path}: not a worlds conformance report ({what})") from None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        rules = {}
+        for rule, info in data["rules"].items():
+            tests = info["tests"]
+            outcomes: dict[str, int] = defaultdict(int)
+            for test in tests:
+                outcomes[test["outcome"]] += 1
+            reasons = [t["reason"] for t in tests if t["outcome"] == "failed" and t["reason"]]
+            reasons += [t["reason"] for t in tests if t["outcome"] == "skipped" and t["reason"]]
+            if info["status"] not in STATUSES:
+                raise ValueError(f"rule {rule}: unknown status {info['status']!r}")
+            rules[rule] = RuleVerdict(
+                rule=rule,
+                level=str(info["level"]),
+                status=info["status"],
+                outcomes=dict(outcomes),
+                reason=reasons[0] if reasons else "",
+            )
+        return cls(
+            world=str(data["world"]),
+            backend_id=str(data["backend_id"]),
+            package_version=str(data["package_version"]),
+            spec_version=int(data["spec_version"]),
+            certify=bool(data["certify"]),
+            complete=bool(data.get("complete", False)),
+            exitstatus=data.get("exitstatus"),
+            rules=rules,
+        )

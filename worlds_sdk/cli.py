@@ -27,6 +27,7 @@ from typing import Any, NoReturn, TextIO
 from . import SPEC_VERSION, __version__
 from .discovery import Discovered, DiscoveryError, InstalledWorld, WorldNotFoundError, discover, resolve_world
 from .errors import ValidationError, WorkflowWorldError
+from .installed import InstalledCheck, check_installed
 from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest
 
 DEFAULT_MANIFEST = "worlds-manifest.json"
@@ -264,6 +265,12 @@ def _validate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "path", nargs="?", type=Path, default=Path(DEFAULT_MANIFEST), help=f"default: ./{DEFAULT_MANIFEST}"
     )
+    parser.add_argument(
+        "--installed",
+        action="store_true",
+        help="also check that each Python entry's entryPoint resolves here to a World with its id, "
+        "spec versions and capabilities",
+    )
 
 
 @command(
@@ -281,6 +288,21 @@ def validate_manifest(args: argparse.Namespace) -> int:
         print(f"{args.path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
     print(f"{args.path}: valid ({len(manifest.worlds)} Worlds: {', '.join(manifest.ids)})")
+    if args.installed:
+        return _print_installed_check(args.path, check_installed(manifest))
+    return 0
+
+
+def _print_installed_check(path: Path, check: InstalledCheck) -> int:
+    for world_id, reason in check.skipped:
+        print(f"{path}: {world_id}: skipped, {reason}", file=sys.stderr)
+    for problem in check.problems:
+        print(problem)
+    if check.problems:
+        count = len(check.problems)
+        print(f"{path}: {count} mismatch{'es' if count != 1 else ''} with the installed Worlds", file=sys.stderr)
+        return 1
+    print(f"{path}: the installed Worlds match ({', '.join(check.checked) or 'no Python entries'})")
     return 0
 
 
@@ -406,6 +428,78 @@ def _os_message(exc: OSError) -> str:
     """``path: No such file or directory``, as the shell's own tools say it."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+
+
+def _new_arguments(parser: argparse.ArgumentParser) -> None:
+    from .scaffold import TEMPLATES
+
+    parser.add_argument("name", metavar="NAME", help="the World's id, e.g. my-world (package my_world)")
+    parser.add_argument("--template", choices=TEMPLATES, default=TEMPLATES[0], help="default: %(default)s")
+    parser.add_argument("--directory", type=Path, help="where to create the package (default: ./NAME)")
+
+
+@command(
+    "new",
+    "Create a World package: skeleton or in-memory World, tests, tox, CI, manifest entry.",
+    arguments=_new_arguments,
+)
+def new_world(args: argparse.Namespace) -> int:
+    from .scaffold import ScaffoldError, create
+
+    directory: Path = args.directory or Path(args.name)
+    try:
+        files = create(args.name, directory, template=args.template, sdk_version=__version__)
+    except ScaffoldError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"created {directory}/ ({args.template} template, {len(files)} files); next:")
+    print(f"  cd {directory} && python -m pip install -e . && pytest --world={args.name}")
+    return 0
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reports", metavar="REPORT.json", nargs="+", type=Path, help="from --worlds-report")
+    parser.add_argument("--badge", metavar="PATH", type=Path, help="write a shields.io endpoint JSON (one report only)")
+
+
+@command(
+    "report",
+    "Render per-rule JSON reports as Markdown (several side by side), or a badge.",
+    arguments=_report_arguments,
+)
+def render_report(args: argparse.Namespace) -> int:
+    from conformance.report import Report, ReportError
+    from conformance.summary import badge, markdown
+
+    if args.badge is not None and len(args.reports) != 1:
+        raise CommandError("--badge takes exactly one report (one badge per World)")
+    try:
+        reports = [Report.load(path) for path in args.reports]
+    except ReportError as exc:
+        raise CommandError(str(exc)) from None
+    if args.badge is not None:
+        args.badge.write_text(json.dumps(badge(reports[0])) + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(markdown(reports))
+    return 0
+
+
+def _ci_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=["matrix"], help="matrix: the GitHub Actions matrix of testable Worlds")
+    parser.add_argument(
+        "manifest", nargs="?", type=Path, default=Path(DEFAULT_MANIFEST), help=f"default: ./{DEFAULT_MANIFEST}"
+    )
+
+
+@command("ci", "Print CI input from the manifest: `worlds ci matrix [MANIFEST]`.", arguments=_ci_arguments)
+def ci(args: argparse.Namespace) -> int:
+    from .ci import ci_matrix
+
+    matrix = ci_matrix(load_manifest(args.manifest))
+    for world_id, reason in matrix.excluded:
+        print(f"worlds: {world_id}: left out of the matrix: {reason}", file=sys.stderr)
+    json.dump(matrix.to_json(), sys.stdout)
+    print()
+    return 0
 
 
 def _message(exc: BaseException) -> str:

@@ -112,11 +112,37 @@ def docker_engine_answers(timeout: float = 2.0) -> bool:
 
 @contextmanager
 def _container() -> Iterator[str]:
-    from testcontainers.postgres import PostgresContainer
-
-    flags = " ".join(f"-c {k}={v}" for k, v in THROWAWAY_SETTINGS.items())
-    with PostgresContainer(IMAGE, driver=None).with_command(f"postgres {flags}") as container:
+    with container_request() as container:
         yield container.get_connection_url()
+
+
+def container_request(docker_client_kw: Mapping[str, Any] | None = None) -> Any:
+    """The testcontainers ``PostgresContainer`` to start: :data:`IMAGE` as a throwaway server.
+
+    The server runs with :data:`THROWAWAY_SETTINGS` as ``-c`` flags; the superuser
+    is :data:`SUPERUSER` with a fresh random password, on the ``postgres``
+    database, never taken from the host's ``POSTGRES_*`` variables (testcontainers'
+    default); the URL has no SQLAlchemy driver suffix, so psycopg can use it.
+    Readiness is testcontainers' own check for this image: it runs ``psql -c 'select
+    version()'`` inside the container until it answers. ``docker_client_kw`` goes to
+    the Docker client (the tests pin an API version so that building the request
+    contacts no engine).
+    """
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # testcontainers before the community modules moved
+        from testcontainers.postgres import PostgresContainer
+
+    flags = [arg for key, value in THROWAWAY_SETTINGS.items() for arg in ("-c", f"{key}={value}")]
+    container = PostgresContainer(
+        IMAGE,
+        username=SUPERUSER,
+        password=secrets.token_urlsafe(16),
+        dbname="postgres",
+        driver=None,
+        docker_client_kw=dict(docker_client_kw or {}),
+    )
+    return container.with_command(["postgres", *flags])
 
 
 def find_bindir() -> Path | None:

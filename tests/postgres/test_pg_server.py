@@ -64,3 +64,31 @@ def test_no_way_to_get_a_server_is_one_error_naming_all_three(monkeypatch: pytes
         pass
     message = str(caught.value)
     assert server.URL_ENV in message and "Docker" in message and "initdb" in message
+
+
+PINNED_API = {"version": "1.44"}
+"""An explicit Docker API version: building the request then contacts no engine (there is none here)."""
+
+
+def test_the_testcontainers_request_is_a_throwaway_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The container testcontainers would start on a machine with Docker, checked on its own API object."""
+    from testcontainers.community.postgres import PostgresContainer
+
+    monkeypatch.setenv("POSTGRES_USER", "someone-else")  # testcontainers' default would take these
+    monkeypatch.setenv("POSTGRES_DB", "elsewhere")
+
+    container = server.container_request(PINNED_API)
+
+    assert isinstance(container, PostgresContainer)  # its readiness check: psql inside the container answers
+    assert container.image == server.IMAGE
+    assert container.ports == {"5432": None}  # exposed, published on a free host port at start
+    assert (container.username, container.dbname, container.driver) == (server.SUPERUSER, "postgres", "")
+    settings = [f"{key}={value}" for key, value in server.THROWAWAY_SETTINGS.items()]
+    assert container._command == ["postgres", *(arg for setting in settings for arg in ("-c", setting))]
+    container._configure()  # what start() sends as the container's environment
+    assert container.env == {
+        "POSTGRES_USER": server.SUPERUSER,
+        "POSTGRES_PASSWORD": container.password,
+        "POSTGRES_DB": "postgres",
+    }
+    assert container.password != server.container_request(PINNED_API).password
