@@ -103,7 +103,6 @@ class State:
 
 
 STATES: dict[str, State] = {}
-DEPLOYMENT = "memory"
 
 
 def page(items: Sequence[tuple[int, T]], pagination: Pagination, default: SortOrder) -> Page[T]:
@@ -125,6 +124,8 @@ class MemoryWorld:
     """The in-memory World; config ``{"name": …}`` names the shared state to open."""
 
     spec_version = 3
+    deployment_id = "memory"
+    """What ``get_deployment_id()`` answers and what a message carries when ``queue()`` names no deployment."""
 
     def __init__(self, config: WorldConfig) -> None:
         self._state = STATES.setdefault(str(config["name"]), State())
@@ -210,7 +211,7 @@ class MemoryWorld:
 
     def _check_queue_options(self, queue_name: str, **options: Any) -> QueueOptions:
         """QN-1, QO-1, QO-2: the SDK's one check of a ``queue()`` call."""
-        return check_queue_options(queue_name, **options, world_deployment_id=DEPLOYMENT)
+        return check_queue_options(queue_name, **options, world_deployment_id=self.deployment_id)
 
     def _closed_error(self) -> Exception:
         return WorldUnavailableError("this memory World is closed")
@@ -220,7 +221,7 @@ class MemoryWorld:
         self._closed = True
 
     async def get_deployment_id(self) -> str:
-        return DEPLOYMENT
+        return self.deployment_id
 
     def register_handler(self, prefix: str, handler: QueueHandler) -> None:
         if self._closed:

@@ -40,7 +40,7 @@ def test_a_badge_is_for_one_report(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_a_missing_report_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", str(tmp_path / "absent.json")]) == 2
+    assert main(["report", str(tmp_path / "absent.json")]) == 74  # an OSError: sysexits EX_IOERR, see docs/cli.md
     assert capsys.readouterr().err == f"worlds: error: {tmp_path / 'absent.json'}: No such file or directory\n"
 
 

@@ -35,7 +35,7 @@ from worlds_sdk.models import (
 from worlds_sdk.queue_names import NAME_RE
 from worlds_sdk.queue_options import QueueOptions
 
-from .memory_world import DEPLOYMENT, MemoryStore, MemoryWorld, _Events, backend
+from .memory_world import MemoryStore, MemoryWorld, _Events, backend
 
 # -- events and hooks (EV-*, HK-*) -----------------------------------------------------
 
@@ -355,7 +355,7 @@ class RecoversForTheWorldsDeployment(MemoryWorld):
     """start() re-enqueues a run for this World's deployment, not the run's, as the local World did (Q-6)."""
 
     def _recovery_deployment(self, run: Run) -> str:
-        return DEPLOYMENT
+        return self.deployment_id
 
 
 CASE_BLIND_NAME = re.compile(NAME_RE.pattern, re.DOTALL | re.IGNORECASE)
