@@ -101,7 +101,7 @@ class RuleResults:
             return []
         lines = [f"{'rule':<13} {'level':<7} {'status':<7} tests", f"{'-' * 13} {'-' * 7} {'-' * 7} -----"]
         for rule, info in rules.items():
-            counts = defaultdict(int)
+            counts: defaultdict[str, int] = defaultdict(int)
             for t in info["tests"]:
                 counts[t["outcome"]] += 1
             detail = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
