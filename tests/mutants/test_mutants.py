@@ -85,6 +85,12 @@ MUTANTS = [
     Case("completes_waits_twice", "test_EV9_wait_rules", "EV-9", "AssertionError"),
     Case("ignores_spec_version", "test_EV10_run_from_newer_spec", "EV-10", "DID NOT RAISE RunNotSupportedError"),
     Case("events_out_of_order", "test_EV11_events_listed_in_append_order", "EV-11", "AssertionError"),
+    Case(
+        "hooks_of_any_run",
+        "test_EV12_hook_of_another_run_is_not_found",
+        "EV-12",
+        "DID NOT RAISE HookNotFoundError",
+    ),
     Case("racy_hook_token", "test_HK1_token_unique_under_concurrent_creation", "HK-1", "AssertionError"),
     Case(
         "self_conflict",

@@ -215,7 +215,19 @@ class ForgetsDisposedHooks(MemoryWorld):
 
     async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
         snapshot = await super()._snapshot(run_id, request)
-        return dataclasses.replace(snapshot, hook_disposed=False) if request.event_type == "hook_disposed" else snapshot
+        if request.event_type == "hook_disposed" and snapshot.hook_disposed:
+            return dataclasses.replace(snapshot, hook=None, hook_disposed=False)
+        return snapshot
+
+
+class HooksOfAnyRun(MemoryWorld):
+    """Finds a hook by its id alone: run A can receive and dispose run B's hook (EV-12)."""
+
+    async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
+        snapshot = await super()._snapshot(run_id, request)
+        if request.event_type != "hook_created" and snapshot.hook is not None:
+            return dataclasses.replace(snapshot, hook=dataclasses.replace(snapshot.hook, run_id=run_id))
+        return snapshot
 
 
 # -- reads (RD-1, ER-1) ----------------------------------------------------------------
@@ -429,6 +441,7 @@ ignores_retry_after = backend(IgnoresRetryAfter, "mutant-ignores-retry-after")
 completes_waits_twice = backend(CompletesWaitsTwice, "mutant-completes-waits-twice")
 ignores_spec_version = backend(IgnoresSpecVersion, "mutant-ignores-spec-version")
 forgets_disposed_hooks = backend(ForgetsDisposedHooks, "mutant-forgets-disposed-hooks")
+hooks_of_any_run = backend(HooksOfAnyRun, "mutant-hooks-of-any-run")
 drops_event_data_unresolved = backend(DropsEventDataUnresolved, "mutant-drops-event-data-unresolved")
 event_miss_is_none = backend(EventMissIsNone, "mutant-event-miss-is-none")
 attempt_always_one = backend(AttemptAlwaysOne, "mutant-attempt-always-one")

@@ -531,6 +531,21 @@ def step_cases() -> Iterator[Any]:
                 CONFLICT,
             )
 
+    theirs = step("running", run_id=OTHER_RUN_ID)
+    for t in STEP_EVENTS_ON_EXISTING:
+        yield case(
+            f"EV-12 {t} on another run's step -> StepNotFoundError",
+            request(t),
+            Snapshot(run=live, step=theirs),
+            STEP_NOT_FOUND,
+        )
+    yield case(
+        "EV-12 step_created with the id of another run's step -> a new step of this run",
+        request(ev.STEP_CREATED),
+        Snapshot(run=live, step=theirs),
+        step_transition(new, ev.STEP_CREATED),
+    )
+
     pending = step("pending")
     yield case(
         "EV-8 step_started on pending step -> running, attempt 1, started_at set",
@@ -702,6 +717,19 @@ def wait_cases() -> Iterator[Any]:
         Snapshot(run=live),
         WAIT_NOT_FOUND,
     )
+    theirs = dataclasses.replace(wait(), run_id=OTHER_RUN_ID)
+    yield case(
+        "EV-12 wait_completed on another run's wait -> WaitNotFoundError",
+        request(ev.WAIT_COMPLETED),
+        Snapshot(run=live, wait=theirs),
+        WAIT_NOT_FOUND,
+    )
+    yield case(
+        "EV-12 wait_created with the id of another run's wait -> a new wait of this run",
+        request(ev.WAIT_CREATED),
+        Snapshot(run=live, wait=theirs),
+        wait_transition(created, ev.WAIT_CREATED),
+    )
     for status in TERMINAL_RUNS:
         yield case(
             f"HK-3 wait_completed on {status} run (its waits deleted) -> WaitNotFoundError",
@@ -763,7 +791,7 @@ def hook_cases() -> Iterator[Any]:
         yield case(
             f"HK-2 same hook re-sent after disposal, token {label} -> 409",
             request(ev.HOOK_CREATED),
-            Snapshot(run=live, hook_disposed=True, token_holder=later_holder),
+            Snapshot(run=live, hook=hook(), hook_disposed=True, token_holder=later_holder),
             CONFLICT,
         )
     e = event(ev.HOOK_RECEIVED)
@@ -785,21 +813,44 @@ def hook_cases() -> Iterator[Any]:
     yield case(
         "HK-4 hook_received on disposed hook -> HookNotFoundError",
         request(ev.HOOK_RECEIVED),
-        Snapshot(run=live, hook_disposed=True),
+        Snapshot(run=live, hook=hook(), hook_disposed=True),
         HOOK_NOT_FOUND,
     )
     yield case(
         "HK-4 hook_disposed on disposed hook -> 409",
         request(ev.HOOK_DISPOSED),
-        Snapshot(run=live, hook_disposed=True),
+        Snapshot(run=live, hook=hook(), hook_disposed=True),
         CONFLICT,
     )
     for status in TERMINAL_RUNS:
         yield case(
             f"HK-3 hook_received on {status} run (its hooks deleted) -> HookNotFoundError",
             request(ev.HOOK_RECEIVED),
-            Snapshot(run=run(status), hook_disposed=True),
+            Snapshot(run=run(status), hook=hook(), hook_disposed=True),
             HOOK_NOT_FOUND,
+        )
+
+    # EV-12: an event names a hook of its own run; hook ids are global for creation
+    theirs = hook(run_id=OTHER_RUN_ID)
+    for t in (ev.HOOK_RECEIVED, ev.HOOK_DISPOSED):
+        yield case(
+            f"EV-12 {t} on another run's live hook -> HookNotFoundError",
+            request(t),
+            Snapshot(run=live, hook=theirs),
+            HOOK_NOT_FOUND,
+        )
+        yield case(
+            f"EV-12 {t} on another run's disposed hook -> HookNotFoundError, not 409",
+            request(t),
+            Snapshot(run=live, hook=theirs, hook_disposed=True),
+            HOOK_NOT_FOUND,
+        )
+    for label, disposed in (("live", False), ("disposed", True)):
+        yield case(
+            f"EV-12 hook_created with the id of another run's {label} hook -> 409 (hook ids are global)",
+            request(ev.HOOK_CREATED),
+            Snapshot(run=live, hook=theirs, hook_disposed=disposed),
+            CONFLICT,
         )
 
 
