@@ -103,6 +103,7 @@ MUTANTS = [
     ),
     Case("forgets_disposed_hooks", "test_HK4_concurrent_disposal_has_one_winner", "HK-4", "HookNotFoundError"),
     Case("truncates_at_nul", "test_PL1_event_payloads_round_trip", "PL-1", "AssertionError"),
+    Case("drops_dollar_keys", "test_PL1_user_data_with_dollar_keys_round_trips", "PL-1", "AssertionError"),
     Case(
         "drops_failed_messages", "test_Q1_redelivered_after_handler_raises", "Q-1", "condition not reached", slow=True
     ),

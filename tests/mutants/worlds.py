@@ -281,6 +281,20 @@ class TruncatesAtNul(MemoryWorld):
         await super()._apply(run_id, effects)
 
 
+class DropsDollarKeys(MemoryWorld):
+    """Takes event_data keys starting with "$" for its own tags and drops them (PL-1)."""
+
+    def _append(self, events: Sequence[Event]) -> None:
+        super()._append(
+            [
+                dataclasses.replace(e, event_data={k: v for k, v in e.event_data.items() if not k.startswith("$")})
+                if e.event_data
+                else e
+                for e in events
+            ]
+        )
+
+
 class _AckOnFailure(MemoryStore):
     async def fail(self, delivery: Delivery, *, delay_seconds: float, dead_letter: bool, error: str) -> bool:
         return await self.ack(delivery)
@@ -428,6 +442,7 @@ self_conflict = backend(SelfConflict, "mutant-self-conflict")
 run_started_appends_twice = backend(RunStartedAppendsTwice, "mutant-run-started-appends-twice")
 events_out_of_order = backend(EventsOutOfOrder, "mutant-events-out-of-order")
 truncates_at_nul = backend(TruncatesAtNul, "mutant-truncates-at-nul")
+drops_dollar_keys = backend(DropsDollarKeys, "mutant-drops-dollar-keys")
 drops_failed_messages = backend(DropsFailedMessages, "mutant-drops-failed-messages")
 ignores_idempotency_key = backend(IgnoresIdempotencyKey, "mutant-ignores-idempotency-key")
 ignores_delay = backend(IgnoresDelay, "mutant-ignores-delay")
