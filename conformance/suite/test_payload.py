@@ -13,23 +13,10 @@ from conformance import WorldContext, WorldHarness, spec
 from conformance.builders import hook_request, new_run, run_created_request, step_request
 from conformance.queueing import QueueProbe
 from conformance.reading import all_events
+from conformance.strategies import execution_contexts, names, payloads, user_data
 from worlds_sdk.models import EventRequest
 
 pytestmark = spec(">=3")
-
-EDGE = [b"", b"\x00", b"\xff\xfe\x00\x01", b"\x00" * 1000, "\u2603".encode(), b"\xc3\x28"]
-payloads = st.one_of(st.sampled_from(EDGE), st.binary(max_size=2048))
-names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
-# User data in event_data, execution contexts and error objects may use any key, also ones
-# that look like the codec's tags ($b, $t, $o): the codec must not mistake them for tags.
-dollar_keys = st.sampled_from(["$b", "$t", "$o", "$", "$$", "$x"]) | names.map(lambda k: f"${k}")
-user_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | names | payloads,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(dollar_keys | names, inner, max_size=3),
-    max_leaves=10,
-)
-user_data = st.dictionaries(dollar_keys, user_values, max_size=4)
-"""Extra keys for event_data: all start with "$", so none collides with a field of the §3 table."""
 
 
 @given(payload=payloads, name=names)
@@ -57,7 +44,7 @@ def test_PL1_event_payloads_round_trip__MUST(world: WorldHarness, payload: bytes
     world.run(body)
 
 
-@given(extra=user_data, context=st.dictionaries(dollar_keys | names, user_values, max_size=4))
+@given(extra=user_data, context=execution_contexts)
 def test_PL1_user_data_with_dollar_keys_round_trips__MUST(
     world: WorldHarness, extra: dict[str, Any], context: dict[str, Any]
 ) -> None:
