@@ -71,6 +71,11 @@ class Snapshot:
     token_holder: Hook | None = None
     wait: Wait | None = None
 
+    def __post_init__(self) -> None:
+        if self.hook_disposed and self.hook is None:
+            # Before EV-12 a tombstone was passed as hook=None; its run is needed now.
+            raise ValueError("Snapshot.hook_disposed needs the disposed hook itself as Snapshot.hook")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Effects:

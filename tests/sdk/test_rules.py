@@ -1153,3 +1153,9 @@ def test_strip_entity_clears_exactly_the_payload_fields(entity: Any, payload: di
 def test_strip_entity_on_an_event_strips_its_data() -> None:
     full = event(ev.HOOK_RECEIVED)
     assert ev.strip_entity(full, "none") == dataclasses.replace(full, event_data={})
+
+
+def test_a_tombstone_without_its_hook_is_refused() -> None:
+    """EV-12 needs the run of a disposed hook; a snapshot that leaves it out is a World's bug, said at once."""
+    with pytest.raises(ValueError, match="hook_disposed needs the disposed hook"):
+        Snapshot(run=run(), hook_disposed=True)
