@@ -215,42 +215,32 @@ def _call(conn: psycopg.Connection[Any], run_id: str, request: EventRequest) -> 
     )
 
 
-def _hook(run_id: str, hook_id: str, token: str) -> tuple[str, EventRequest]:
-    return run_id, EventRequest(event_type="hook_created", correlation_id=hook_id, event_data={"token": token})
+def _hook(hook_id: str, token: str) -> EventRequest:
+    return EventRequest(event_type="hook_created", correlation_id=hook_id, event_data={"token": token})
 
 
 BOOTSTRAP = EventRequest(event_type="run_started", event_data=_run_data({"$o": [1]}, b"\x00boot"))
 RACES = {
     # run_created loses to a racing run_created: its insert finds the run committed meanwhile (EV-4)
-    "run_created vs run_created": (
-        lambda a, b: (a, RUN),
-        lambda a, b: (a, RUN),
-    ),
+    "run_created vs run_created": (("new", RUN), ("new", RUN)),
     # a resilient start loses to a racing run_created: it starts the run the other created (EV-6)
-    "run_created vs resilient run_started": (lambda a, b: (a, RUN), lambda a, b: (a, BOOTSTRAP)),
+    "run_created vs resilient run_started": (("new", RUN), ("new", BOOTSTRAP)),
     # two runs claim one token: the loser's insert waits, then finds the holder (HK-1, HK-2)
-    "hook_created vs hook_created, one token": (
-        lambda a, b: _hook(a, "h-a", "tok"),
-        lambda a, b: _hook(b, "h-b", "tok"),
-    ),
+    "hook_created vs hook_created, one token": (("a", _hook("h-a", "tok")), ("b", _hook("h-b", "tok"))),
     # two runs create one hook id: hook ids are global, the loser gets a 409 (HK-2, EV-12)
-    "hook_created vs hook_created, one hook id": (
-        lambda a, b: _hook(a, "h", "tok-a"),
-        lambda a, b: _hook(b, "h", "tok-b"),
-    ),
+    "hook_created vs hook_created, one hook id": (("a", _hook("h", "tok-a")), ("b", _hook("h", "tok-b"))),
 }
+"""(run, request) first, held open; then (run, request) from the World. Runs "a" and "b" are started, "new" is not."""
 
 
 @pytest.mark.parametrize("race", RACES)
 def test_create_event_v1_race_branches_agree_with_rules_decide(
     pg_config: dict[str, Any], connections: WorldConnections, eventually: Any, race: str
 ) -> None:
-    first, second = RACES[race]
-    ready = [new_id("wrun") for _ in range(2)]  # created and started before the race (the hook races)
-    fresh = new_id("wrun")  # created by the race itself (the run races)
-    run_races = race.startswith("run_created")
-    a, b = (fresh, ready[1]) if run_races else tuple(ready)
-    (first_run, first_request), (second_run, second_request) = first(a, b), second(a, b)
+    runs = {name: new_id("wrun") for name in ("a", "b", "new")}
+    ready = [runs["a"], runs["b"]]
+    (first_on, first_request), (second_on, second_request) = RACES[race]
+    first_run, second_run = runs[first_on], runs[second_on]
 
     async def body() -> None:
         world = PostgresWorld(pg_config)
@@ -287,7 +277,7 @@ def test_create_event_v1_race_branches_agree_with_rules_decide(
                 assert comparable(_event_fields(got.event)) == comparable(_event_fields(want.event))
                 for name in ("run", "step", "hook", "wait"):
                     assert comparable(getattr(got, name)) == comparable(getattr(want, name)), name
-            await _check_stored_state(world, oracle, pg_config, [*ready, fresh], exact=False)
+            await _check_stored_state(world, oracle, pg_config, list(runs.values()), exact=False)
         finally:
             await world.close()
 
