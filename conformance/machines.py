@@ -48,8 +48,8 @@ _RULE_OF = {
     "step_failed": "EV-8",
     "step_retrying": "EV-8",
     "hook_created": "HK-1/HK-2",
-    "hook_received": "HK-4",
-    "hook_disposed": "HK-4",
+    "hook_received": "HK-4/EV-12",
+    "hook_disposed": "HK-4/EV-12",
     "wait_created": "EV-9",
     "wait_completed": "EV-9",
 }
