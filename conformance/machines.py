@@ -48,8 +48,8 @@ _RULE_OF = {
     "step_failed": "EV-8",
     "step_retrying": "EV-8",
     "hook_created": "HK-1/HK-2",
-    "hook_received": "HK-4",
-    "hook_disposed": "HK-4",
+    "hook_received": "HK-4/EV-12",
+    "hook_disposed": "HK-4/EV-12",
     "wait_created": "EV-9",
     "wait_completed": "EV-9",
 }
@@ -161,12 +161,14 @@ def events_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
 
         @rule(
             run=runs,
+            owner=runs,
             slot=st.sampled_from(HOOK_SLOTS),
             token=st.sampled_from(TOKENS),
             kind=st.sampled_from(HOOK_KINDS),
         )
-        def hook_event(self, run: str, slot: str, token: str, kind: str) -> None:
-            hook_id = f"{slot}_{run[-6:]}"
+        def hook_event(self, run: str, owner: str, slot: str, token: str, kind: str) -> None:
+            """The hook id is ``owner``'s: when that is not ``run``, the event names another run's hook (EV-12)."""
+            hook_id = f"{slot}_{owner[-6:]}"
             data = {"hook_created": {"token": token, "metadata": b"\x00m"}, "hook_received": {"payload": b"\x00p"}}
             self.both(run, hook_request(kind, hook_id, **data.get(kind, {})))
 

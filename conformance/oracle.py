@@ -22,7 +22,7 @@ class Oracle:
         self.runs: dict[str, Run] = {}
         self.steps: dict[tuple[str, str], Step] = {}
         self.hooks: dict[str, Hook] = {}
-        self.disposed: set[str] = set()
+        self.disposed: dict[str, Hook] = {}
         self.waits: dict[tuple[str, str], Wait] = {}
         self.events: dict[str, list[Event]] = defaultdict(list)
 
@@ -33,7 +33,7 @@ class Oracle:
         return rules.Snapshot(
             run=self.runs.get(run_id),
             step=self.steps.get((run_id, corr)),
-            hook=self.hooks.get(corr),
+            hook=self.hooks.get(corr) or self.disposed.get(corr),
             hook_disposed=corr in self.disposed,
             token_holder=holder,
             wait=self.waits.get((run_id, corr)),
@@ -54,12 +54,10 @@ class Oracle:
         if effects.wait is not None:
             self.waits[(run_id, effects.wait.wait_id)] = effects.wait
         if effects.disposed_hook_id is not None:
-            self.hooks.pop(effects.disposed_hook_id, None)
-            self.disposed.add(effects.disposed_hook_id)
+            self.disposed[effects.disposed_hook_id] = self.hooks.pop(effects.disposed_hook_id)
         if effects.dispose_run_children:
             for hook_id in [h for h, hook in self.hooks.items() if hook.run_id == run_id]:
-                del self.hooks[hook_id]
-                self.disposed.add(hook_id)
+                self.disposed[hook_id] = self.hooks.pop(hook_id)
             for key in [k for k in self.waits if k[0] == run_id]:
                 del self.waits[key]
         return effects

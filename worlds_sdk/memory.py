@@ -90,7 +90,7 @@ class State:
     runs: dict[str, tuple[int, Run]] = field(default_factory=dict)
     steps: dict[tuple[str, str], tuple[int, Step]] = field(default_factory=dict)
     hooks: dict[str, tuple[int, Hook]] = field(default_factory=dict)
-    disposed: set[str] = field(default_factory=set)
+    disposed: dict[str, Hook] = field(default_factory=dict)
     waits: dict[tuple[str, str], Wait] = field(default_factory=dict)
     events: list[tuple[int, Event]] = field(default_factory=list)
     messages: dict[str, Message] = field(default_factory=dict)
@@ -153,7 +153,7 @@ class MemoryWorld:
         return rules.Snapshot(
             run=s.runs[run_id][1] if run_id in s.runs else None,
             step=s.steps[(run_id, corr)][1] if (run_id, corr) in s.steps else None,
-            hook=s.hooks[corr][1] if corr in s.hooks else None,
+            hook=s.hooks[corr][1] if corr in s.hooks else s.disposed.get(corr),
             hook_disposed=corr in s.disposed,
             token_holder=holder,
             wait=s.waits.get((run_id, corr)),
@@ -179,12 +179,10 @@ class MemoryWorld:
         if effects.wait is not None:
             s.waits[(run_id, effects.wait.wait_id)] = effects.wait
         if effects.disposed_hook_id is not None:
-            s.hooks.pop(effects.disposed_hook_id, None)
-            s.disposed.add(effects.disposed_hook_id)
+            s.disposed[effects.disposed_hook_id] = s.hooks.pop(effects.disposed_hook_id)[1]
         if effects.dispose_run_children:
             for hook_id in [k for k, (_, h) in s.hooks.items() if h.run_id == run_id]:
-                s.hooks.pop(hook_id)
-                s.disposed.add(hook_id)
+                s.disposed[hook_id] = s.hooks.pop(hook_id)[1]
             for key in [k for k in s.waits if k[0] == run_id]:
                 s.waits.pop(key)
 

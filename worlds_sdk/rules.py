@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from . import events as ev
 from .errors import (
@@ -47,16 +47,21 @@ from .models import (
 from .validation import validate_request
 
 IdMinter = Callable[[str], str]
+_E = TypeVar("_E", Step, Hook, Wait)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """What :func:`decide` needs to see, read inside the World's atomic unit.
 
-    ``hook`` and ``wait``/``step`` are looked up by the request's correlation id;
-    ``hook_disposed`` says a hook with that id existed and was disposed (so a
-    second dispose is a conflict, not a miss); ``token_holder`` is the live hook
-    that holds the requested token, if any (``hook_created`` only).
+    ``step`` and ``wait`` are the request's run's entities with the correlation id.
+    ``hook`` is the hook with that id, live or disposed, whatever its run: hook ids
+    are global, so a re-sent ``hook_created`` must see every hook that ever had the
+    id. ``hook_disposed`` says ``hook`` is a tombstone (so a second dispose is a
+    conflict, not a miss). ``token_holder`` is the live hook that holds the
+    requested token, if any (``hook_created`` only). An entity of another run is a
+    miss for every event but ``hook_created`` (EV-12); :func:`decide` checks that
+    itself, so a World may look entities up by id alone.
     """
 
     run: Run | None
@@ -65,6 +70,11 @@ class Snapshot:
     hook_disposed: bool = False
     token_holder: Hook | None = None
     wait: Wait | None = None
+
+    def __post_init__(self) -> None:
+        if self.hook_disposed and self.hook is None:
+            # Before EV-12 a tombstone was passed as hook=None; its run is needed now.
+            raise ValueError("Snapshot.hook_disposed needs the disposed hook itself as Snapshot.hook")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,10 +236,14 @@ class _Context:
         if t in ev.RUN_EVENT_TYPES:
             return self.run_event(run)
         if t in ev.STEP_EVENT_TYPES:
-            return self.step_event(run, snap.step)
+            return self.step_event(run, self.own(snap.step))
         if t in ev.HOOK_EVENT_TYPES:
             return self.hook_event(snap)
-        return self.wait_event(snap.wait)
+        return self.wait_event(self.own(snap.wait))
+
+    def own(self, entity: _E | None) -> _E | None:
+        """EV-12: an event names an entity of its own run; one of another run is a miss."""
+        return entity if entity is not None and entity.run_id == self.run_id else None
 
     def guard_terminal_run(self, run: Run, t: str) -> None:
         if t == ev.RUN_STARTED:
@@ -327,14 +341,14 @@ class _Context:
         t = self.request.event_type
         hook_id = self.request.correlation_id or ""
         if t == ev.HOOK_CREATED:
-            if snap.hook is not None or snap.hook_disposed:
+            if snap.hook is not None:  # live or disposed, of any run: hook ids are global
                 raise EntityConflictError(f"hook {hook_id!r} already created")  # HK-2: no self-conflict
             token = self.data["token"]
             holder = snap.token_holder
             if holder is not None:  # HK-1/HK-2: conflict is data, not an error
                 conflict = self.event(ev.HOOK_CONFLICT, {"token": token, "conflicting_run_id": holder.run_id})
                 return Effects(events=(conflict,), result=EventResult(event=conflict))
-            hook = Hook(
+            new = Hook(
                 hook_id=hook_id,
                 run_id=self.run_id,
                 token=token,
@@ -344,15 +358,18 @@ class _Context:
                 created_at=self.now,
             )
             event = self.event()
-            return Effects(events=(event,), hook=hook, result=EventResult(event=event, hook=hook))
-        if snap.hook is None:
-            if t == ev.HOOK_DISPOSED and snap.hook_disposed:
+            return Effects(events=(event,), hook=new, result=EventResult(event=event, hook=new))
+        hook = self.own(snap.hook)  # EV-12
+        if hook is None:
+            raise HookNotFoundError(f"hook {hook_id!r} does not exist in run {self.run_id!r}")  # HK-4
+        if snap.hook_disposed:
+            if t == ev.HOOK_DISPOSED:
                 raise EntityConflictError(f"hook {hook_id!r} already disposed")  # HK-4
-            raise HookNotFoundError(f"hook {hook_id!r} does not exist or was disposed")  # HK-4
+            raise HookNotFoundError(f"hook {hook_id!r} was disposed")  # HK-4
         event = self.event()
         if t == ev.HOOK_DISPOSED:
             return Effects(events=(event,), disposed_hook_id=hook_id, result=EventResult(event=event))
-        return Effects(events=(event,), result=EventResult(event=event, hook=snap.hook))
+        return Effects(events=(event,), result=EventResult(event=event, hook=hook))
 
     # -- waits ------------------------------------------------------------
 

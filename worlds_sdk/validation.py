@@ -58,8 +58,9 @@ def _field(error: jsonschema.exceptions.ValidationError) -> str:
     jsonschema reports a ``required`` failure at the enclosing object, which would
     name ``request`` or ``event_data`` rather than the field the caller left out.
     A missing codec tag (``$b``, ``$t``) is the value's wrong type, so it names the value.
+    The codec's ``$o`` wrapper of a dict with ``$`` keys is not a field of the caller's.
     """
-    path = [str(p) for p in error.absolute_path]
+    path = [str(p) for p in error.absolute_path if p != "$o"]
     if error.validator == "required" and isinstance(error.instance, dict):
         missing = [name for name in error.validator_value if name not in error.instance]
         if missing and not missing[0].startswith("$"):

@@ -734,3 +734,31 @@ def test_EV11_every_list_pages_with_cursors__MUST(world: WorldHarness) -> None:
                 assert len(got) == len({repr(x) for x in got}) >= 5, f"{name} {order}: repeated or missing items"
 
     world.run(body)
+
+
+# -- EV-12 an event names an entity of its own run ------------------------------------
+
+
+def test_EV12_step_or_wait_of_another_run_is_not_found__MUST(world: WorldHarness) -> None:
+    """Steps and waits are keyed by (run, id): run A's events never reach run B's entities."""
+
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        a, b = await new_run(w, started=True), await new_run(w, started=True)
+        await new_step(w, b.run_id, "s1", started=True)
+        await w.events.create(b.run_id, wait_request("wait_created", "w1", datetime.now(UTC) + timedelta(hours=1)))
+        logs = [await all_events(w, a.run_id), await all_events(w, b.run_id)]
+        for kind in ("step_started", "step_completed", "step_failed", "step_retrying"):
+            with pytest.raises(StepNotFoundError):
+                await w.events.create(a.run_id, step_request(kind, "s1"))
+        with pytest.raises(WaitNotFoundError):
+            await w.events.create(a.run_id, wait_request("wait_completed", "w1"))
+        assert [await all_events(w, a.run_id), await all_events(w, b.run_id)] == logs
+        step = await w.steps.get(b.run_id, "s1")
+        assert (step.status, step.attempt) == ("running", 1)
+        own = await w.events.create(a.run_id, step_request("step_created", "s1"))  # the same id in run A is new
+        assert own.step is not None and (own.step.run_id, own.step.status) == (a.run_id, "pending")
+        done = await w.events.create(b.run_id, wait_request("wait_completed", "w1"))
+        assert done.wait is not None and done.wait.status == "completed"
+
+    world.run(body)

@@ -186,3 +186,31 @@ def test_HK4_concurrent_disposal_has_one_winner__MUST(world: WorldHarness) -> No
         assert types.count("hook_disposed") == 1
 
     world.run(body)
+
+
+# -- EV-12 an event names an entity of its own run ------------------------------------
+
+
+def test_EV12_hook_of_another_run_is_not_found__MUST(world: WorldHarness) -> None:
+    """Run A cannot receive or dispose run B's hook: B's hook lives on, A's log is untouched."""
+
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        a, b = await new_run(w, started=True), await new_run(w, started=True)
+        await w.events.create(b.run_id, created("hook_b", "tok-b"))
+        await w.events.create(b.run_id, created("hook_gone", "tok-gone"))
+        await w.events.create(b.run_id, hook_request("hook_disposed", "hook_gone"))
+        logs = [await all_events(w, a.run_id), await all_events(w, b.run_id)]
+        for hook_id in ("hook_b", "hook_gone"):
+            with pytest.raises(HookNotFoundError):
+                await w.events.create(a.run_id, hook_request("hook_received", hook_id, payload=b"\x00"))
+            with pytest.raises(HookNotFoundError):
+                await w.events.create(a.run_id, hook_request("hook_disposed", hook_id))
+        assert [await all_events(w, a.run_id), await all_events(w, b.run_id)] == logs
+        assert (await w.hooks.get_by_token("tok-b")).run_id == b.run_id
+        with pytest.raises(EntityConflictError):  # hook ids are global: a taken id cannot be created again
+            await w.events.create(a.run_id, created("hook_b", "tok-a"))
+        received = await w.events.create(b.run_id, hook_request("hook_received", "hook_b", payload=b"p"))
+        assert received.hook is not None and received.hook.run_id == b.run_id
+
+    world.run(body)

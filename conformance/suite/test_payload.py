@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance import WorldContext, WorldHarness, spec
-from conformance.builders import hook_request, new_run, step_request
+from conformance.builders import hook_request, new_run, run_created_request, step_request
 from conformance.queueing import QueueProbe
 from conformance.reading import all_events
+from conformance.strategies import execution_contexts, names, payloads, user_data
 from worlds_sdk.models import EventRequest
 
 pytestmark = spec(">=3")
-
-EDGE = [b"", b"\x00", b"\xff\xfe\x00\x01", b"\x00" * 1000, "\u2603".encode(), b"\xc3\x28"]
-payloads = st.one_of(st.sampled_from(EDGE), st.binary(max_size=2048))
-names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
 
 
 @given(payload=payloads, name=names)
@@ -42,6 +40,46 @@ def test_PL1_event_payloads_round_trip__MUST(world: WorldHarness, payload: bytes
         assert by_type["run_created"]["input"] == payload  # type: ignore[index]
         assert by_type["step_completed"]["result"] == payload  # type: ignore[index]
         assert by_type["hook_received"]["payload"] == payload  # type: ignore[index]
+
+    world.run(body)
+
+
+@given(extra=user_data, context=execution_contexts)
+def test_PL1_user_data_with_dollar_keys_round_trips__MUST(
+    world: WorldHarness, extra: dict[str, Any], context: dict[str, Any]
+) -> None:
+    """Keys like "$b" or "$o" in event_data, an execution context or an error object are data, not tags."""
+    error = {"message": "m", **extra}
+    sent = {
+        "run_started": dict(extra),
+        "step_created": {"step_name": "s", "input": b"\x00", **extra},
+        "step_retrying": {"error": error, **extra},
+        "hook_created": {"token": "tok", **extra},
+        "run_failed": {"error": error, **extra},
+    }
+
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        created = run_created_request()
+        assert created.event_data is not None
+        created = EventRequest(
+            event_type="run_created", event_data={**created.event_data, "execution_context": context}
+        )
+        run = (await w.events.create(None, created)).run
+        assert run is not None and run.execution_context == context
+        await w.events.create(run.run_id, EventRequest(event_type="run_started", event_data=sent["run_started"]))
+        await w.events.create(run.run_id, step_request("step_created", "s1", **sent["step_created"]))
+        await w.events.create(run.run_id, step_request("step_retrying", "s1", **sent["step_retrying"]))
+        await w.events.create(run.run_id, hook_request("hook_created", "h1", **sent["hook_created"]))
+        await w.events.create(run.run_id, EventRequest(event_type="run_failed", event_data=sent["run_failed"]))
+        got = await w.runs.get(run.run_id)
+        assert got.execution_context == context
+        assert got.error is not None and got.error.message == "m"
+        step = await w.steps.get(run.run_id, "s1")
+        assert step.error is not None and step.error.message == "m"
+        events = {e.event_type: e.event_data for e in await all_events(w, run.run_id)}
+        assert events["run_created"]["execution_context"] == context  # type: ignore[index]
+        assert {t: events[t] for t in sent} == sent
 
     world.run(body)
 

@@ -53,9 +53,9 @@ def read_snapshot(conn: sqlite3.Connection, run_id: str, request: EventRequest) 
         step = _one(conn, Step, "SELECT body FROM steps WHERE run_id = ? AND step_id = ?", run_id, correlation_id)
     if rules.needs_hook(request):
         row = conn.execute("SELECT body, disposed FROM hooks WHERE hook_id = ?", (correlation_id,)).fetchone()
-        if row is not None:
+        if row is not None:  # live or tombstone, of any run: decide() tells them apart (HK-4, EV-12)
             hook_disposed = bool(row["disposed"])
-            hook = None if hook_disposed else decode(Hook, row["body"])
+            hook = decode(Hook, row["body"])
         token = rules.requested_token(request)
         if token is not None:
             token_holder = _live_hook_by_token(conn, token)

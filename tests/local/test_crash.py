@@ -41,7 +41,7 @@ class Replayed:
     runs: dict[str, Run] = field(default_factory=dict)
     steps: dict[tuple[str, str], Step] = field(default_factory=dict)
     hooks: dict[str, Hook] = field(default_factory=dict)
-    disposed: set[str] = field(default_factory=set)
+    disposed: dict[str, Hook] = field(default_factory=dict)
     waits: dict[tuple[str, str], Wait] = field(default_factory=dict)
 
 
@@ -65,7 +65,7 @@ def replay(state: Replayed, log: list[Event]) -> None:
         snapshot = rules.Snapshot(
             run=state.runs.get(event.run_id),
             step=state.steps.get((event.run_id, cid)),
-            hook=state.hooks.get(cid),
+            hook=state.hooks.get(cid) or state.disposed.get(cid),
             hook_disposed=cid in state.disposed,
             token_holder=next((h for h in state.hooks.values() if h.token == token), None),
             wait=state.waits.get((event.run_id, cid)),
@@ -88,12 +88,10 @@ def replay(state: Replayed, log: list[Event]) -> None:
         if effects.hook is not None:
             state.hooks[cid] = effects.hook
         if effects.disposed_hook_id is not None:
-            del state.hooks[effects.disposed_hook_id]
-            state.disposed.add(effects.disposed_hook_id)
+            state.disposed[effects.disposed_hook_id] = state.hooks.pop(effects.disposed_hook_id)
         if effects.dispose_run_children:
             for hook_id in [h for h, hook in state.hooks.items() if hook.run_id == event.run_id]:
-                del state.hooks[hook_id]
-                state.disposed.add(hook_id)
+                state.disposed[hook_id] = state.hooks.pop(hook_id)
             state.waits = {k: w for k, w in state.waits.items() if k[0] != event.run_id}
 
 

@@ -85,6 +85,12 @@ MUTANTS = [
     Case("completes_waits_twice", "test_EV9_wait_rules", "EV-9", "AssertionError"),
     Case("ignores_spec_version", "test_EV10_run_from_newer_spec", "EV-10", "DID NOT RAISE RunNotSupportedError"),
     Case("events_out_of_order", "test_EV11_events_listed_in_append_order", "EV-11", "AssertionError"),
+    Case(
+        "hooks_of_any_run",
+        "test_EV12_hook_of_another_run_is_not_found",
+        "EV-12",
+        "DID NOT RAISE HookNotFoundError",
+    ),
     Case("racy_hook_token", "test_HK1_token_unique_under_concurrent_creation", "HK-1", "AssertionError"),
     Case(
         "self_conflict",
@@ -97,6 +103,7 @@ MUTANTS = [
     ),
     Case("forgets_disposed_hooks", "test_HK4_concurrent_disposal_has_one_winner", "HK-4", "HookNotFoundError"),
     Case("truncates_at_nul", "test_PL1_event_payloads_round_trip", "PL-1", "AssertionError"),
+    Case("drops_dollar_keys", "test_PL1_user_data_with_dollar_keys_round_trips", "PL-1", "AssertionError"),
     Case(
         "drops_failed_messages", "test_Q1_redelivered_after_handler_raises", "Q-1", "condition not reached", slow=True
     ),

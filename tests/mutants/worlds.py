@@ -216,7 +216,19 @@ class ForgetsDisposedHooks(MemoryWorld):
 
     async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
         snapshot = await super()._snapshot(run_id, request)
-        return dataclasses.replace(snapshot, hook_disposed=False) if request.event_type == "hook_disposed" else snapshot
+        if request.event_type == "hook_disposed" and snapshot.hook_disposed:
+            return dataclasses.replace(snapshot, hook=None, hook_disposed=False)
+        return snapshot
+
+
+class HooksOfAnyRun(MemoryWorld):
+    """Finds a hook by its id alone: run A can receive and dispose run B's hook (EV-12)."""
+
+    async def _snapshot(self, run_id: str, request: EventRequest) -> rules.Snapshot:
+        snapshot = await super()._snapshot(run_id, request)
+        if request.event_type != "hook_created" and snapshot.hook is not None:
+            return dataclasses.replace(snapshot, hook=dataclasses.replace(snapshot.hook, run_id=run_id))
+        return snapshot
 
 
 # -- reads (RD-1, ER-1) ----------------------------------------------------------------
@@ -268,6 +280,20 @@ class TruncatesAtNul(MemoryWorld):
                 effects, run=dataclasses.replace(effects.run, input=effects.run.input.split(b"\x00", 1)[0])
             )
         await super()._apply(run_id, effects)
+
+
+class DropsDollarKeys(MemoryWorld):
+    """Takes event_data keys starting with "$" for its own tags and drops them (PL-1)."""
+
+    def _append(self, events: Sequence[Event]) -> None:
+        super()._append(
+            [
+                dataclasses.replace(e, event_data={k: v for k, v in e.event_data.items() if not k.startswith("$")})
+                if e.event_data
+                else e
+                for e in events
+            ]
+        )
 
 
 class _AckOnFailure(MemoryStore):
@@ -464,6 +490,7 @@ self_conflict = backend(SelfConflict, "mutant-self-conflict")
 run_started_appends_twice = backend(RunStartedAppendsTwice, "mutant-run-started-appends-twice")
 events_out_of_order = backend(EventsOutOfOrder, "mutant-events-out-of-order")
 truncates_at_nul = backend(TruncatesAtNul, "mutant-truncates-at-nul")
+drops_dollar_keys = backend(DropsDollarKeys, "mutant-drops-dollar-keys")
 drops_failed_messages = backend(DropsFailedMessages, "mutant-drops-failed-messages")
 ignores_idempotency_key = backend(IgnoresIdempotencyKey, "mutant-ignores-idempotency-key")
 ignores_delay = backend(IgnoresDelay, "mutant-ignores-delay")
@@ -477,6 +504,7 @@ ignores_retry_after = backend(IgnoresRetryAfter, "mutant-ignores-retry-after")
 completes_waits_twice = backend(CompletesWaitsTwice, "mutant-completes-waits-twice")
 ignores_spec_version = backend(IgnoresSpecVersion, "mutant-ignores-spec-version")
 forgets_disposed_hooks = backend(ForgetsDisposedHooks, "mutant-forgets-disposed-hooks")
+hooks_of_any_run = backend(HooksOfAnyRun, "mutant-hooks-of-any-run")
 drops_event_data_unresolved = backend(DropsEventDataUnresolved, "mutant-drops-event-data-unresolved")
 event_miss_is_none = backend(EventMissIsNone, "mutant-event-miss-is-none")
 attempt_always_one = backend(AttemptAlwaysOne, "mutant-attempt-always-one")

@@ -531,6 +531,21 @@ def step_cases() -> Iterator[Any]:
                 CONFLICT,
             )
 
+    theirs = step("running", run_id=OTHER_RUN_ID)
+    for t in STEP_EVENTS_ON_EXISTING:
+        yield case(
+            f"EV-12 {t} on another run's step -> StepNotFoundError",
+            request(t),
+            Snapshot(run=live, step=theirs),
+            STEP_NOT_FOUND,
+        )
+    yield case(
+        "EV-12 step_created with the id of another run's step -> a new step of this run",
+        request(ev.STEP_CREATED),
+        Snapshot(run=live, step=theirs),
+        step_transition(new, ev.STEP_CREATED),
+    )
+
     pending = step("pending")
     yield case(
         "EV-8 step_started on pending step -> running, attempt 1, started_at set",
@@ -702,6 +717,19 @@ def wait_cases() -> Iterator[Any]:
         Snapshot(run=live),
         WAIT_NOT_FOUND,
     )
+    theirs = dataclasses.replace(wait(), run_id=OTHER_RUN_ID)
+    yield case(
+        "EV-12 wait_completed on another run's wait -> WaitNotFoundError",
+        request(ev.WAIT_COMPLETED),
+        Snapshot(run=live, wait=theirs),
+        WAIT_NOT_FOUND,
+    )
+    yield case(
+        "EV-12 wait_created with the id of another run's wait -> a new wait of this run",
+        request(ev.WAIT_CREATED),
+        Snapshot(run=live, wait=theirs),
+        wait_transition(created, ev.WAIT_CREATED),
+    )
     for status in TERMINAL_RUNS:
         yield case(
             f"HK-3 wait_completed on {status} run (its waits deleted) -> WaitNotFoundError",
@@ -763,7 +791,7 @@ def hook_cases() -> Iterator[Any]:
         yield case(
             f"HK-2 same hook re-sent after disposal, token {label} -> 409",
             request(ev.HOOK_CREATED),
-            Snapshot(run=live, hook_disposed=True, token_holder=later_holder),
+            Snapshot(run=live, hook=hook(), hook_disposed=True, token_holder=later_holder),
             CONFLICT,
         )
     e = event(ev.HOOK_RECEIVED)
@@ -785,21 +813,44 @@ def hook_cases() -> Iterator[Any]:
     yield case(
         "HK-4 hook_received on disposed hook -> HookNotFoundError",
         request(ev.HOOK_RECEIVED),
-        Snapshot(run=live, hook_disposed=True),
+        Snapshot(run=live, hook=hook(), hook_disposed=True),
         HOOK_NOT_FOUND,
     )
     yield case(
         "HK-4 hook_disposed on disposed hook -> 409",
         request(ev.HOOK_DISPOSED),
-        Snapshot(run=live, hook_disposed=True),
+        Snapshot(run=live, hook=hook(), hook_disposed=True),
         CONFLICT,
     )
     for status in TERMINAL_RUNS:
         yield case(
             f"HK-3 hook_received on {status} run (its hooks deleted) -> HookNotFoundError",
             request(ev.HOOK_RECEIVED),
-            Snapshot(run=run(status), hook_disposed=True),
+            Snapshot(run=run(status), hook=hook(), hook_disposed=True),
             HOOK_NOT_FOUND,
+        )
+
+    # EV-12: an event names a hook of its own run; hook ids are global for creation
+    theirs = hook(run_id=OTHER_RUN_ID)
+    for t in (ev.HOOK_RECEIVED, ev.HOOK_DISPOSED):
+        yield case(
+            f"EV-12 {t} on another run's live hook -> HookNotFoundError",
+            request(t),
+            Snapshot(run=live, hook=theirs),
+            HOOK_NOT_FOUND,
+        )
+        yield case(
+            f"EV-12 {t} on another run's disposed hook -> HookNotFoundError, not 409",
+            request(t),
+            Snapshot(run=live, hook=theirs, hook_disposed=True),
+            HOOK_NOT_FOUND,
+        )
+    for label, disposed in (("live", False), ("disposed", True)):
+        yield case(
+            f"EV-12 hook_created with the id of another run's {label} hook -> 409 (hook ids are global)",
+            request(ev.HOOK_CREATED),
+            Snapshot(run=live, hook=theirs, hook_disposed=disposed),
+            CONFLICT,
         )
 
 
@@ -881,6 +932,120 @@ def test_ev3_other_events_need_a_run_id(event_type: str, run_id: str | None) -> 
 def test_ev3_other_events_take_the_run_id_as_given() -> None:
     """Only run_created checks the id's shape; for the rest the run lookup decides."""
     assert resolve_run_id("any-id", request(ev.STEP_CREATED), NOW) == "any-id"
+
+
+# -- rule families without a row in the tables above, from docs/spec.md alone ------
+
+
+def accepting_snapshot(event_type: str) -> Snapshot:
+    """A state in which §3 accepts ``event_type`` as sent by :func:`request`."""
+    if event_type == ev.RUN_CREATED:
+        return Snapshot(run=None)
+    live = run("running")
+    if event_type in (ev.STEP_CREATED, ev.HOOK_CREATED, ev.WAIT_CREATED):
+        return Snapshot(run=live)
+    if event_type == ev.RUN_STARTED:
+        return Snapshot(run=run("pending"))
+    return Snapshot(run=live, step=step("running"), hook=hook(), wait=wait())
+
+
+ACCEPTED = [pytest.param(t, id=t) for t in CLIENT_EVENT_TYPES]
+
+
+@pytest.mark.parametrize("event_type", ACCEPTED)
+def test_ev1_one_request_is_one_effects_whose_result_is_what_it_writes(event_type: str) -> None:
+    """EV-1: the event and the entity change are one unit; EV-2: the result is that unit's event and entity."""
+    effects = decide(RUN_ID, request(event_type), accepting_snapshot(event_type), now=NOW, world_spec_version=WORLD)
+    assert len(effects.events) == 1 and effects.result.event == effects.events[-1]
+    for name in ("run", "step", "wait"):
+        written = getattr(effects, name)
+        assert written is None or getattr(effects.result, name) == written, name
+    if effects.hook is not None:
+        assert effects.result.hook == effects.hook
+    terminal = event_type in (ev.RUN_COMPLETED, ev.RUN_FAILED, ev.RUN_CANCELLED)
+    assert effects.dispose_run_children is terminal  # HK-3: in the same unit as the terminal event
+    assert (effects.disposed_hook_id == HOOK_ID) is (event_type == ev.HOOK_DISPOSED)
+
+
+@pytest.mark.parametrize("event_type", ACCEPTED)
+def test_ev11_appended_events_carry_the_run_the_clock_and_the_spec_version(event_type: str) -> None:
+    """EV-11: created_at never decreases along the log -- every event of one request is stamped ``now``."""
+    effects = decide(
+        RUN_ID, request(event_type, spec_version=2), accepting_snapshot(event_type), now=NOW, world_spec_version=WORLD
+    )
+    for e in effects.events:
+        assert (e.run_id, e.created_at, e.spec_version) == (RUN_ID, NOW, 2)
+        assert e.correlation_id == CORRELATION.get(event_type)
+
+
+def test_ev11_a_resilient_start_appends_run_created_first_with_the_older_id() -> None:
+    ids = CountingMint()
+    effects = decide(
+        RUN_ID, request(ev.RUN_STARTED, BOOTSTRAP), Snapshot(run=None), now=NOW, world_spec_version=WORLD, mint=ids
+    )
+    assert [(e.event_type, e.event_id) for e in effects.events] == [
+        (ev.RUN_CREATED, "evnt_1"),
+        (ev.RUN_STARTED, "evnt_2"),
+    ]
+
+
+EXTRA = {"note": "kept", "$b": "not bytes", "$o": {"$t": "not a time"}, "nested": {"$x": [1]}}
+
+
+@pytest.mark.parametrize("event_type", [t for t in ACCEPTED if t.values[0] != ev.RUN_CREATED])
+def test_decision_21_keys_beyond_the_table_are_kept_in_the_event(event_type: str) -> None:
+    """Decision 21 and PL-1: extra keys, also ones that look like codec tags, are the event's data as sent."""
+    data = {**(DATA[event_type] or {}), **EXTRA}
+    effects = decide(
+        RUN_ID, request(event_type, data), accepting_snapshot(event_type), now=NOW, world_spec_version=WORLD
+    )
+    assert effects.events[-1].event_data == data
+
+
+def test_decision_15_run_created_drops_keys_beyond_the_table() -> None:
+    effects = decide(
+        RUN_ID, request(ev.RUN_CREATED, {**BOOTSTRAP, **EXTRA}), Snapshot(run=None), now=NOW, world_spec_version=WORLD
+    )
+    assert effects.events[0].event_data == BOOTSTRAP
+
+
+def test_decision_12_error_objects_with_dollar_keys_keep_their_message() -> None:
+    data = {"error": {"message": "m", "code": "E", "$x": 1}}
+    effects = decide(RUN_ID, request(ev.RUN_FAILED, data), Snapshot(run=run()), now=NOW, world_spec_version=WORLD)
+    assert effects.run is not None and effects.run.error == StructuredError(message="m", code="E")
+
+
+@pytest.mark.parametrize(
+    ("req", "snapshot", "expect"),
+    [
+        case(
+            "Decision 1 EV-10 before the terminal-run guards: run_started on a failed run of a newer spec",
+            request(ev.RUN_STARTED),
+            Snapshot(run=run("failed", spec_version=WORLD + 1)),
+            NOT_SUPPORTED,
+        ),
+        case(
+            "Decision 1 EV-10 before the terminal-run guards: step_created on a completed run of a newer spec",
+            request(ev.STEP_CREATED),
+            Snapshot(run=run("completed", spec_version=WORLD + 1)),
+            NOT_SUPPORTED,
+        ),
+        case(
+            "Decision 1 the run before EV-10: a newer spec_version on a missing run -> WorkflowRunNotFoundError",
+            request(ev.STEP_CREATED, spec_version=WORLD + 1),
+            Snapshot(run=None),
+            RUN_NOT_FOUND,
+        ),
+        case(
+            "Decision 1 the run's guards before the step's: step_started too early on a completed run -> 410",
+            request(ev.STEP_STARTED),
+            Snapshot(run=run("completed"), step=step(retry_after=NOW + timedelta(minutes=1))),
+            EXPIRED,
+        ),
+    ],
+)
+def test_decision_1_order_of_checks(req: EventRequest, snapshot: Snapshot, expect: Effects | Raises) -> None:
+    check(req, snapshot, expect)
 
 
 # -- EV-10 detail, snapshot selectors ---------------------------------------------
@@ -988,3 +1153,9 @@ def test_strip_entity_clears_exactly_the_payload_fields(entity: Any, payload: di
 def test_strip_entity_on_an_event_strips_its_data() -> None:
     full = event(ev.HOOK_RECEIVED)
     assert ev.strip_entity(full, "none") == dataclasses.replace(full, event_data={})
+
+
+def test_a_tombstone_without_its_hook_is_refused() -> None:
+    """EV-12 needs the run of a disposed hook; a snapshot that leaves it out is a World's bug, said at once."""
+    with pytest.raises(ValueError, match="hook_disposed needs the disposed hook"):
+        Snapshot(run=run(), hook_disposed=True)

@@ -8,15 +8,25 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worlds_sdk import events as ev
 from worlds_sdk.errors import ValidationError
-from worlds_sdk.models import EventRequest
+from worlds_sdk.models import EventRequest, Hook, Run, Step, Wait
 from worlds_sdk.rules import Snapshot, decide
 from worlds_sdk.validation import load_schema, validate_request
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 NAIVE = datetime(2025, 6, 1, 12, 0)
+# Keys that look like the codec's tags, and more: user data may hold any of them.
+DOLLARS = {"$x": 1, "$b": "aGk=", "$t": NOW.isoformat(), "$o": {"$b": [b"\x00"]}, "$": None, "$$": {}}
+DOLLAR_KEYS = st.sampled_from(sorted(DOLLARS)) | st.text(max_size=5).map(lambda k: f"${k}")
+USER_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.binary(max_size=5) | st.just(NOW),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(DOLLAR_KEYS | st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 RUN = {"deployment_id": "dpl_1", "workflow_name": "wf", "input": b"\x00"}
 CORRELATED = ev.STEP_EVENT_TYPES | ev.HOOK_EVENT_TYPES | ev.WAIT_EVENT_TYPES
 CLIENT_EVENT_TYPES = [t for t in ev.EVENT_TYPES if t not in ev.WORLD_ONLY_EVENT_TYPES]
@@ -76,10 +86,22 @@ def test_schema_accepts_exactly_the_client_event_types() -> None:
     assert load_schema("event-request")["properties"]["event_type"]["enum"] == CLIENT_EVENT_TYPES
 
 
+def _data_schema(then: dict[str, Any]) -> dict[str, Any]:
+    """The schema of an event type's event_data, checked as sent or inside the codec's ``$o`` wrapper."""
+    if not then:  # an event type without a data schema (run_cancelled)
+        return {}
+    event_data = then["properties"]["event_data"]
+    assert event_data["if"] == {"$ref": "#/$defs/wrapped"}
+    ref = event_data["else"]["$ref"]
+    assert event_data["then"] == {"properties": {"$o": {"$ref": ref}}}
+    schema: dict[str, Any] = load_schema("event-request")["$defs"][ref.rsplit("/", 1)[1]]
+    return schema
+
+
 @pytest.mark.parametrize("event_type", CLIENT_EVENT_TYPES)
 def test_schema_requires_the_data_fields_of_the_spec_table(event_type: str) -> None:
     then = _then_block(event_type)
-    data_schema = then.get("properties", {}).get("event_data", {})
+    data_schema = _data_schema(then)
     assert set(data_schema.get("required", ())) == SPEC_REQUIRED_DATA.get(event_type, set())
     required = set(then.get("required", ()))
     assert ("event_data" in required) is (event_type in SPEC_REQUIRED_DATA)
@@ -103,6 +125,33 @@ def test_minimal_well_formed_request_is_accepted(event_type: str) -> None:
 )
 def test_well_formed_variants_are_accepted(request_: EventRequest) -> None:
     validate_request(request_)
+
+
+@pytest.mark.parametrize("event_type", CLIENT_EVENT_TYPES)
+def test_user_keys_starting_with_dollar_are_accepted(event_type: str) -> None:
+    """Issue 13: a "$" key made the codec wrap event_data, and the schema saw none of its fields."""
+    data = {**(MINIMAL_DATA[event_type] or {}), **DOLLARS}
+    validate_request(req(event_type, data))
+
+
+@pytest.mark.parametrize("event_type", ["run_failed", "step_failed", "step_retrying"])
+def test_error_object_with_dollar_keys_is_accepted(event_type: str) -> None:
+    validate_request(req(event_type, {"error": {"message": "m", "code": "E", **DOLLARS}}))
+
+
+@settings(max_examples=25, deadline=None)
+@given(extra=st.dictionaries(DOLLAR_KEYS, USER_VALUES, min_size=1, max_size=4))
+@pytest.mark.parametrize("event_type", CLIENT_EVENT_TYPES)
+def test_any_dollar_keyed_user_data_is_accepted_and_kept_by_decide(event_type: str, extra: dict[str, Any]) -> None:
+    data = {**(MINIMAL_DATA[event_type] or {}), **extra}
+    request_ = req(event_type, data)
+    validate_request(request_)
+    if event_type not in (ev.RUN_CREATED, ev.RUN_STARTED):  # run_created keeps only the run's fields
+        snapshot = Snapshot(run=_running_run(), step=_step(), hook=_hook(), wait=_wait())
+        if event_type in (ev.STEP_CREATED, ev.HOOK_CREATED, ev.WAIT_CREATED):
+            snapshot = Snapshot(run=_running_run())
+        (event,) = decide("wrun_1", request_, snapshot, now=NOW, world_spec_version=3).events
+        assert event.event_data == data
 
 
 def bad(case_id: str, field: str, request_: Any) -> Any:
@@ -214,6 +263,28 @@ MALFORMED = [
     bad("wait_created without event_data", "event_data", req("wait_created")),
     bad("wait_created naive resume_at", "event_data.resume_at", req("wait_created", {"resume_at": NAIVE})),
     bad("wait_created resume_at bytes", "event_data.resume_at", req("wait_created", {"resume_at": b"x"})),
+    # user data with "$" keys is wrapped by the codec ({"$o": ...}); the schema checks inside the wrapper
+    bad("step_created with a $ key, without step_name", "event_data.step_name", req("step_created", DOLLARS)),
+    bad(
+        "step_started with a $ key, attempt a string",
+        "event_data.attempt",
+        req("step_started", {"attempt": "1", **DOLLARS}),
+    ),
+    bad(
+        "run_failed error object with a $ key, without message",
+        "event_data.error.message",
+        req("run_failed", {"error": {"stack": "s", **DOLLARS}}),
+    ),
+    bad(
+        "step_created input a user dict that looks like bytes",
+        "event_data.input",
+        req("step_created", {"step_name": "s", "input": {"$b": "aGk="}}),
+    ),
+    bad(
+        "wait_created resume_at a user dict that looks like a datetime",
+        "event_data.resume_at",
+        req("wait_created", {"resume_at": {"$t": NOW.isoformat()}}),
+    ),
 ]
 
 
@@ -232,3 +303,38 @@ def test_decide_rejects_malformed_requests_before_reading_state(request_: EventR
     with pytest.raises(ValidationError) as info:
         decide("wrun_1", request_, Snapshot(run=None), now=NOW, world_spec_version=3)
     assert info.value.field == field
+
+
+def _running_run() -> Run:
+    return Run(
+        run_id="wrun_1",
+        status="running",
+        deployment_id="d",
+        workflow_name="wf",
+        spec_version=3,
+        input=b"",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def _step() -> Step:
+    return Step(
+        run_id="wrun_1",
+        step_id="c1",
+        step_name="s",
+        status="running",
+        input=b"",
+        attempt=1,
+        spec_version=3,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def _hook() -> Hook:
+    return Hook(hook_id="c1", run_id="wrun_1", token="t", spec_version=3, created_at=NOW)
+
+
+def _wait() -> Wait:
+    return Wait(run_id="wrun_1", wait_id="c1", status="waiting", resume_at=NOW, created_at=NOW, updated_at=NOW)

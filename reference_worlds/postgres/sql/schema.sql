@@ -190,6 +190,16 @@ LANGUAGE sql STABLE AS $$
     SELECT (p_value ->> '$t')::timestamptz
 $$;
 
+-- A dict the codec wrapped as {"$o": {...}} (its own keys start with "$"), unwrapped;
+-- any other value as it is. User data may hold "$" keys (worlds_sdk.codec).
+CREATE FUNCTION codec_object_v1(p_value json) RETURNS json
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN json_typeof(p_value) IS DISTINCT FROM 'object' THEN p_value
+                WHEN p_value -> '$o' IS NOT NULL AND (SELECT count(*) FROM json_object_keys(p_value)) = 1
+                THEN p_value -> '$o'
+                ELSE p_value END
+$$;
+
 -- A StructuredError {message, stack, code} from event data, as rules._error builds it.
 CREATE FUNCTION structured_error_v1(p_data json, p_code json) RETURNS json
 LANGUAGE sql IMMUTABLE AS $$
@@ -204,7 +214,7 @@ LANGUAGE sql IMMUTABLE AS $$
             'stack', json_value_v1(p_data -> 'stack'),
             'code', json_value_v1(p_code))
     END
-    FROM (SELECT p_data -> 'error' AS raw) AS e
+    FROM (SELECT codec_object_v1(p_data -> 'error') AS raw) AS e
 $$;
 
 -- A prefixed ULID (worlds_sdk.ids) for time p_at, strictly greater than p_after when
@@ -300,7 +310,7 @@ CREATE FUNCTION create_event_v1(
 )
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
-    v_data json := p_data;
+    v_data json;
     v_spec integer := coalesce(p_spec_version, p_world_spec_version);
     v_now timestamptz;
     v_last_at timestamptz;
@@ -311,12 +321,7 @@ DECLARE
     v_holder text;
     v_terminal boolean;
 BEGIN
-    -- codec wraps a dict whose own keys start with "$" as {"$o": {...}}
-    IF json_typeof(p_data) = 'object' AND p_data -> '$o' IS NOT NULL
-       AND (SELECT count(*) FROM json_object_keys(p_data)) = 1 THEN
-        v_data := p_data -> '$o';
-    END IF;
-    v_data := coalesce(v_data, '{}'::json);
+    v_data := coalesce(codec_object_v1(p_data), '{}'::json);
     o_events := '{}';
 
     SELECT * INTO o_run FROM runs WHERE run_id = p_run_id FOR UPDATE;
@@ -511,7 +516,8 @@ BEGIN
         END LOOP;
         o_run := NULL;
     ELSIF p_event_type IN ('hook_received', 'hook_disposed') THEN
-        SELECT * INTO v_hook FROM hooks WHERE hook_id = p_correlation_id FOR UPDATE;
+        -- EV-12: another run's hook, live or disposed, is a miss
+        SELECT * INTO v_hook FROM hooks WHERE hook_id = p_correlation_id AND run_id = p_run_id FOR UPDATE;
         IF NOT FOUND OR v_hook.disposed_at IS NOT NULL THEN
             IF FOUND AND p_event_type = 'hook_disposed' THEN
                 RAISE EXCEPTION USING ERRCODE = 'WW409',
