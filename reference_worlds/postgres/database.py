@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -142,20 +142,33 @@ class Database:
     async def fetchall(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         """Run one statement (NUL-escaping parameters and results, see :mod:`.nul_escape`).
 
-        A connection the server terminated just before the statement (``pg_terminate_backend``,
-        a restart) can still look idle to :meth:`_live_connection`. The statement then fails
-        with ``AdminShutdown``, which means the server ended that backend and rolled back
-        whatever it was doing, so running it once more on a fresh connection is safe.
+        A statement whose connection the server ended (``AdminShutdown``) may have
+        committed: the server can end the backend after COMMIT but before the reply
+        reaches us. Running it again could append an event or a chunk a second time, or
+        answer 409 for a write that succeeded. So it is run again only inside a READ ONLY
+        transaction: a read gets its answer from a fresh connection (the common case, a
+        pooled connection that :meth:`_live_connection` saw alive a moment before the
+        server ended it), while a write is refused by the server itself, and the caller
+        gets the original :class:`~worlds_sdk.errors.WorldUnavailableError` -- the outcome
+        is unknown, and retrying is the caller's choice (at-least-once).
         """
         try:
             return await self._execute(query, params)
         except WorldUnavailableError as exc:
             if not isinstance(exc.__cause__, psycopg.errors.AdminShutdown):
                 raise
-        return await self._execute(query, params)
+            unknown = exc
+        try:
+            return await self._execute(query, params, read_only=True)
+        except WorkflowWorldError:
+            raise unknown from unknown.__cause__  # a write (or a second failure): its outcome is unknown
 
-    async def _execute(self, query: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
-        async with self.connection() as conn:
+    async def _execute(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any], *, read_only: bool = False
+    ) -> list[Row]:
+        async with self.connection() as conn, conn.transaction() if read_only else nullcontext():
+            if read_only:
+                await conn.execute(b"SET TRANSACTION READ ONLY")
             cur = await conn.execute(query.encode(), escape_params(params))
             return [unescape_value(row) for row in await cur.fetchall()]
 
