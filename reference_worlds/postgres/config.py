@@ -31,6 +31,7 @@ class PostgresConfig:
 
     url: str | None = None
     schema: str = "worlds"
+    auto_migrate: bool = True
     deployment_id: str = "postgres"
     pool_size: int = 10
     connect_timeout: float = 10.0

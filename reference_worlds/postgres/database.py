@@ -5,7 +5,8 @@ A World object is built synchronously by its factory and may be used without
 first use. Opening checks the server with one direct connection first -- an
 unreachable server or a wrong password is one clear
 :class:`~worlds_sdk.errors.WorldUnavailableError`, not a pool timeout -- and
-applies pending migrations.
+applies pending migrations (or, with ``auto_migrate`` off, only checks that the
+schema suits this code).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from worlds_sdk.errors import WorkflowWorldError, WorldUnavailableError
 
 from .config import PostgresConfig
 from .errors import translated
-from .migrations import migrate
+from .migrations import migrate, verify
 from .nul_escape import escape_params, unescape_value
 
 Row = dict[str, Any]
@@ -84,7 +85,7 @@ class Database:
         conninfo = self.config.conninfo()
         first = await self.connect()  # fails fast and clearly on a bad URL or password
         try:
-            await asyncio.to_thread(migrate, conninfo, self.config.schema)
+            await asyncio.to_thread(migrate if self.config.auto_migrate else verify, conninfo, self.config.schema)
             with translated():
                 types = [await CompositeInfo.fetch(first, f"{self.config.schema}.{name}") for name in ROW_TYPES]
             self._types = [info for info in types if info is not None]
