@@ -14,8 +14,9 @@ the primary code, the rest refines it, e.g. ``SQLITE_IOERR_WRITE``):
   no memory are :class:`WorldUnavailableError`: the storage under the World is
   broken until an operator acts;
 - a file that is not SQLite is :class:`IncompatibleFormatError`;
-- a value too large for SQLite is :class:`ValidationError`, and a unique index
-  that refuses a row (a backstop under the rules) is :class:`EntityConflictError`.
+- a value too large for SQLite, or text that is not valid UTF-8 (a lone
+  surrogate), is :class:`ValidationError`, and a unique index that refuses a
+  row (a backstop under the rules) is :class:`EntityConflictError`.
 
 Anything else is a plain :class:`WorkflowWorldError` naming SQLite's error.
 Errors raised by the World's own code inside a transaction (rule violations)
@@ -79,3 +80,5 @@ def translated(path: Path) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         raise translate(exc, path) from exc
+    except UnicodeEncodeError as exc:  # sqlite3 binds str as UTF-8: a lone surrogate cannot be stored
+        raise ValidationError(f"text cannot be encoded as UTF-8: {exc.reason}") from exc

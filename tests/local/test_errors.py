@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conformance.builders import new_run
+from conformance.builders import new_run, step_request
 from reference_worlds.local import LocalWorld
 from reference_worlds.local.database import DB_FILE
 from reference_worlds.local.errors import translate
@@ -96,9 +96,32 @@ def test_a_full_disk_is_world_unavailable_keeps_every_event_whole_and_recovers(t
     asyncio.run(main())
 
 
+def test_text_sqlite_cannot_store_is_a_validation_error_not_a_raw_unicode_error(config: dict[str, Any]) -> None:
+    """A lone surrogate is no Unicode scalar value: SQLite's UTF-8 binding refuses it (as PostgreSQL does)."""
+
+    async def main() -> None:
+        world = LocalWorld(config)
+        try:
+            run = await new_run(world)
+            calls = [
+                world.events.create(run.run_id, step_request("step_created", "\ud800")),
+                world.write_to_stream("\ud800", run.run_id, b"x"),
+                world.queue("__wkf_step_x", {"text": "\ud800"}),
+                world.runs.get("wrun_\ud800"),
+            ]
+            for call in calls:
+                with pytest.raises(ValidationError, match="cannot be encoded as UTF-8"):
+                    await call
+            assert [e.event_type for e in (await world.events.list(run.run_id)).data] == ["run_created"]
+        finally:
+            await world.close()
+
+    asyncio.run(main())
+
+
 REFUSED_WRITE = """
 import asyncio, resource, signal, sys
-from conformance.builders import new_run
+from conformance.builders import new_run, step_request
 from reference_worlds.local import LocalWorld
 from worlds_sdk.errors import WorkflowWorldError
 
