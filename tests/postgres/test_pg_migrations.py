@@ -132,8 +132,8 @@ CREATE FUNCTION next_release_v2() RETURNS integer LANGUAGE sql AS 'SELECT 2';
 """
 
 
-async def use_world(config: dict[str, Any]) -> str:
-    """Open a World of this code on the schema, write and read through it; the run id."""
+async def use_world(config: dict[str, Any]) -> None:
+    """Open a World of this code on the schema; start it, write and read through it."""
     world = PostgresWorld(config)
     try:
         await world.start()
@@ -142,7 +142,6 @@ async def use_world(config: dict[str, Any]) -> str:
         await world.write_to_stream("out", run.run_id, b"chunk")
         await world.queue("__wkf_step_rolling", {"run": run.run_id})
         assert (await world.runs.get(run.run_id)).status == "running"
-        return run.run_id
     finally:
         await world.close()
 
