@@ -148,6 +148,13 @@ class Consumer:
     - A handler returning ``None`` acks; ``Reschedule(t)`` reschedules; raising (or
       returning anything else) fails with :class:`Backoff` delay. When a message
       has failed ``max_attempts`` times it is dead-lettered, never dropped.
+    - A handler still running after ``handler_timeout`` seconds is cancelled and
+      its delivery counts as a failure, like a raise: the heartbeat would
+      otherwise keep a hung handler's message leased forever. The failure is
+      recorded once the cancelled handler has ended, so a redelivery never runs
+      beside it (Q-5). The contract gives a message no deadline of its own (a
+      ``Reschedule``'s ``timeout_seconds`` is a delay, Q-4), so one limit applies
+      to every delivery.
     - :meth:`stop` stops claiming, waits up to a grace period for running handlers,
       then cancels the rest and releases their messages for immediate redelivery.
     """
@@ -160,16 +167,20 @@ class Consumer:
         poll_interval: float = 0.5,
         concurrency: int = 10,
         max_attempts: int = 48,
+        handler_timeout: float = 900.0,
         backoff: Backoff = Backoff(),
         wakeup: Wakeup | None = None,
     ) -> None:
-        if lease_seconds <= 0 or poll_interval <= 0 or concurrency < 1 or max_attempts < 1:
-            raise ValueError("lease_seconds and poll_interval must be > 0, concurrency and max_attempts >= 1")
+        if min(lease_seconds, poll_interval, handler_timeout) <= 0 or concurrency < 1 or max_attempts < 1:
+            raise ValueError(
+                "lease_seconds, poll_interval and handler_timeout must be > 0, concurrency and max_attempts >= 1"
+            )
         self.store = store
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.concurrency = concurrency
         self.max_attempts = max_attempts
+        self.handler_timeout = handler_timeout
         self.backoff = backoff
         self._wakeup = wakeup
         self._handlers: dict[str, QueueHandler] = {}
@@ -265,10 +276,13 @@ class Consumer:
             if delivery.failures >= self.max_attempts:  # its holders kept dying: a poison message
                 await self._settle_failure(delivery, "the lease expired on every attempt (the consumer died?)")
                 return
+            deadline = asyncio.timeout(self.handler_timeout)
             try:
-                outcome = await self._route(delivery.queue_name)(delivery.message, delivery.meta())
+                async with deadline:
+                    outcome = await self._route(delivery.queue_name)(delivery.message, delivery.meta())
             except Exception:
-                await self._settle_failure(delivery, traceback.format_exc())
+                expired = f"the handler did not finish within {self.handler_timeout:g} s"
+                await self._settle_failure(delivery, expired if deadline.expired() else traceback.format_exc())
                 return
             if outcome is None:
                 await self._settled(delivery, "ack", self.store.ack(delivery))

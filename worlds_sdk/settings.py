@@ -20,7 +20,8 @@ def parse_settings(cls: type[C], config: Mapping[str, Any]) -> C:
     """Build ``cls`` (a dataclass whose fields all have defaults) from ``config``.
 
     Fields annotated ``str`` need a non-empty string, ``str | None`` a non-empty
-    string or ``None``, ``int`` a positive integer and ``float`` a positive number.
+    string or ``None``, ``bool`` ``true`` or ``false``, ``int`` a positive integer
+    and ``float`` a positive number.
     Errors are :class:`ValidationError` naming ``config.<key>``.
     """
     types = {f.name: str(f.type) for f in fields(cls)}  # type: ignore[arg-type]
@@ -32,6 +33,9 @@ def parse_settings(cls: type[C], config: Mapping[str, Any]) -> C:
         if kind in ("str", "str | None"):
             if not (value is None and kind == "str | None") and (not isinstance(value, str) or not value):
                 raise ValidationError("must be a non-empty string", field=where)
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise ValidationError("must be true or false", field=where)
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValidationError("must be a positive number", field=where)
         elif kind == "int" and not isinstance(value, int):

@@ -26,6 +26,7 @@ class LocalConfig:
     lease_seconds: float = 30.0
     poll_interval: float = 0.25
     max_attempts: int = 48
+    handler_timeout: float = 900.0
     concurrency: int = 10
     backoff_initial: float = 1.0
     backoff_max: float = 60.0

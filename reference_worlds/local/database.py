@@ -6,6 +6,9 @@ absent (EV-1, crash_safe). Every write is one ``BEGIN IMMEDIATE`` transaction:
 it takes SQLite's write lock up front, which serialises writers across threads
 and processes, so a read-decide-write inside it cannot race (multi_process).
 
+SQLite's errors become SDK errors at one boundary (:mod:`.errors`): opening,
+and every transaction handed to the worker thread.
+
 sqlite3 calls block, so each :class:`Database` owns one connection used only
 from its own single worker thread; coroutines hand it work and await the
 result. Several World instances (in one process or many) each have their own.
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from worlds_sdk.errors import IncompatibleFormatError, WorldUnavailableError
+
+from .errors import translated
 
 T = TypeVar("T")
 
@@ -61,12 +66,16 @@ class Database:
         """Close the connection and stop the thread; later calls raise :class:`WorldUnavailableError`."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-            self._executor.shutdown(wait=True)
+            try:
+                with translated(self.directory / DB_FILE):
+                    await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            finally:
+                self._executor.shutdown(wait=True)
 
     async def _submit(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._connection()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
+        with translated(self.directory / DB_FILE):
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -75,13 +84,20 @@ class Database:
 
 
 def _in_transaction(conn: sqlite3.Connection, begin: str, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work`` between ``begin`` and COMMIT; on any error the transaction is rolled back.
+
+    SQLite itself rolls back after some errors (a full disk, an I/O error), and a
+    failed COMMIT can leave the transaction open, so the rollback happens only if
+    one is still open -- else it would fail and hide the real error.
+    """
     conn.execute(begin)
     try:
         result = work(conn)
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
     return result
 
 
@@ -108,23 +124,16 @@ def _prepare_directory(directory: Path) -> None:
 def _connect(directory: Path, busy_timeout: float) -> sqlite3.Connection:
     _prepare_directory(directory)
     path = directory / DB_FILE
-    try:
+    with translated(path):
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise WorldUnavailableError(f"local World database {path} cannot be opened: {exc}") from None
-    conn.row_factory = sqlite3.Row
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        _in_transaction(conn, "BEGIN IMMEDIATE", _ensure_schema)
-    except IncompatibleFormatError:
-        conn.close()
-        raise
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        if "not a database" in str(exc):
-            raise IncompatibleFormatError(f"{path} is not a local World database (not SQLite)") from None
-        raise WorldUnavailableError(f"local World database {path} is not usable: {exc}") from None
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            _in_transaction(conn, "BEGIN IMMEDIATE", _ensure_schema)
+        except BaseException:
+            conn.close()
+            raise
     return conn
 
 

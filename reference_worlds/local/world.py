@@ -52,6 +52,7 @@ class LocalWorld:
             poll_interval=self.config.poll_interval,
             concurrency=self.config.concurrency,
             max_attempts=self.config.max_attempts,
+            handler_timeout=self.config.handler_timeout,
             backoff=Backoff(initial=self.config.backoff_initial, maximum=self.config.backoff_max),
             wakeup=queued.wait,
         )

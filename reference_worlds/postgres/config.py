@@ -31,12 +31,14 @@ class PostgresConfig:
 
     url: str | None = None
     schema: str = "worlds"
+    auto_migrate: bool = True
     deployment_id: str = "postgres"
     pool_size: int = 10
     connect_timeout: float = 10.0
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
     max_attempts: int = 48
+    handler_timeout: float = 900.0
     concurrency: int = 10
     backoff_initial: float = 1.0
     backoff_max: float = 60.0

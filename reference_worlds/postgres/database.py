@@ -5,7 +5,8 @@ A World object is built synchronously by its factory and may be used without
 first use. Opening checks the server with one direct connection first -- an
 unreachable server or a wrong password is one clear
 :class:`~worlds_sdk.errors.WorldUnavailableError`, not a pool timeout -- and
-applies pending migrations.
+applies pending migrations (or, with ``auto_migrate`` off, only checks that the
+schema suits this code).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -25,7 +26,7 @@ from worlds_sdk.errors import WorldUnavailableError
 
 from .config import PostgresConfig
 from .errors import translated
-from .migrations import migrate
+from .migrations import migrate, verify
 from .nul_escape import escape_params, unescape_value
 
 Row = dict[str, Any]
@@ -84,7 +85,7 @@ class Database:
         conninfo = self.config.conninfo()
         first = await self.connect()  # fails fast and clearly on a bad URL or password
         try:
-            await asyncio.to_thread(migrate, conninfo, self.config.schema)
+            await asyncio.to_thread(migrate if self.config.auto_migrate else verify, conninfo, self.config.schema)
             with translated():
                 types = [await CompositeInfo.fetch(first, f"{self.config.schema}.{name}") for name in ROW_TYPES]
             self._types = [info for info in types if info is not None]
@@ -142,20 +143,33 @@ class Database:
     async def fetchall(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         """Run one statement (NUL-escaping parameters and results, see :mod:`.nul_escape`).
 
-        A connection the server terminated just before the statement (``pg_terminate_backend``,
-        a restart) can still look idle to :meth:`_live_connection`. The statement then fails
-        with ``AdminShutdown``, which means the server ended that backend and rolled back
-        whatever it was doing, so running it once more on a fresh connection is safe.
+        A statement whose connection the server ended (``AdminShutdown``) may have
+        committed: the server can end the backend after COMMIT but before the reply
+        reaches us. Running it again could append an event or a chunk a second time, or
+        answer 409 for a write that succeeded. So it is run again only inside a READ ONLY
+        transaction: a read gets its answer from a fresh connection (the common case, a
+        pooled connection that :meth:`_live_connection` saw alive a moment before the
+        server ended it), while a write is refused by the server itself, and the caller
+        gets the original :class:`~worlds_sdk.errors.WorldUnavailableError` -- the outcome
+        is unknown, and retrying is the caller's choice (at-least-once).
         """
         try:
             return await self._execute(query, params)
         except WorldUnavailableError as exc:
             if not isinstance(exc.__cause__, psycopg.errors.AdminShutdown):
                 raise
-        return await self._execute(query, params)
+            unknown = exc
+        try:
+            return await self._execute(query, params, read_only=True)
+        except WorkflowWorldError:
+            raise unknown from unknown.__cause__  # a write (or a second failure): its outcome is unknown
 
-    async def _execute(self, query: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
-        async with self.connection() as conn:
+    async def _execute(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any], *, read_only: bool = False
+    ) -> list[Row]:
+        async with self.connection() as conn, conn.transaction() if read_only else nullcontext():
+            if read_only:
+                await conn.execute(b"SET TRANSACTION READ ONLY")
             cur = await conn.execute(query.encode(), escape_params(params))
             return [unescape_value(row) for row in await cur.fetchall()]
 

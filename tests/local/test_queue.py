@@ -146,6 +146,28 @@ def test_a_message_that_keeps_failing_is_dead_lettered_never_dropped(config: dic
     with_world(config, body, max_attempts=3)
 
 
+def test_a_handler_that_never_returns_times_out_as_a_failure_and_is_dead_lettered(
+    config: dict[str, Any], eventually: Poll
+) -> None:
+    """Issue 13 item 5: the heartbeat no longer keeps a hung handler's message leased forever."""
+    attempts: list[int] = []
+
+    async def hang(message: Any, meta: MessageMeta) -> None:
+        attempts.append(meta.attempt)
+        await asyncio.Event().wait()  # never set: this handler never returns
+
+    async def body(world: LocalWorld) -> None:
+        world.register_handler(PREFIX, hang)
+        await world.start()
+        sent = await world.queue(Q, {"hung": True})
+        dead = await eventually(world.dead_letters, what="the dead letter")
+        assert [(d.message_id, d.attempt, d.failures) for d in dead] == [(sent.message_id, 2, 2)]
+        assert "the handler did not finish within 0.3 s" in dead[0].error
+        assert attempts == [1, 2]
+
+    with_world(config, body, max_attempts=2, handler_timeout=0.3)
+
+
 def test_a_running_handler_keeps_its_lease_against_another_consumer(config: dict[str, Any], eventually: Poll) -> None:
     """Q-5: the heartbeat extends the lease, so a handler slower than the lease is not doubled."""
 

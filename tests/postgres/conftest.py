@@ -95,8 +95,17 @@ class WorldConnections:
         return int(row[0]) if row else 0
 
     def terminate(self) -> int:
-        """``pg_terminate_backend`` on every connection of the World; how many there were."""
-        return self.count("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s")
+        """``pg_terminate_backend`` on every connection of the World, waiting until each backend has exited.
+
+        Once a backend has exited, its client's socket holds the FATAL message, so the
+        World sees the connection dead before it sends anything. Without the wait, a
+        statement sent in between meets the dying backend, and its outcome is unknown to
+        the World (a write then fails with ``WorldUnavailableError``, see
+        ``Database.fetchall``). Returns how many connections there were.
+        """
+        return self.count(
+            "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE application_name = %s"
+        )
 
     def listening(self) -> bool:
         """Whether the World's LISTEN connection is up (its last statement was a LISTEN)."""

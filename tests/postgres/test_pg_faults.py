@@ -16,11 +16,14 @@ from typing import Any
 import psycopg
 import pytest
 
+from conformance.builders import hook_request, new_run, new_step, step_request
 from reference_worlds.postgres import PostgresWorld
 from reference_worlds.postgres.plugin import TEST_SETTINGS
 from reference_worlds.postgres.server import LocalCluster, find_bindir
 from worlds_sdk.errors import WorldUnavailableError
 from worlds_sdk.models import MessageMeta
+
+from .proxy import Proxy
 
 pytestmark = pytest.mark.postgres
 
@@ -76,6 +79,75 @@ def test_terminated_connections_lose_no_accepted_message_and_the_world_recovers(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def _hook_received_twice(world: PostgresWorld, proxy: Proxy) -> None:
+    run = await new_run(world, started=True)
+    await world.events.create(run.run_id, hook_request("hook_created", "hook_cut", token="tok_cut"))
+    proxy.cut_reply("hook_cut")
+    with pytest.raises(WorldUnavailableError):
+        await world.events.create(run.run_id, hook_request("hook_received", "hook_cut", payload=b"\x00once"))
+    events = (await world.events.list_by_correlation_id("hook_cut", run_id=run.run_id)).data
+    assert [e.event_type for e in events] == ["hook_created", "hook_received"]
+
+
+async def _chunk_written_twice(world: PostgresWorld, proxy: Proxy) -> None:
+    proxy.cut_reply("stream_cut")
+    with pytest.raises(WorldUnavailableError):
+        await world.write_to_stream("stream_cut", "wrun_x", b"once")
+    page = await world.get_stream_chunks("stream_cut", "wrun_x")
+    assert [chunk.data for chunk in page.data] == [b"once"]
+
+
+async def _step_completed_then_conflict(world: PostgresWorld, proxy: Proxy) -> None:
+    run = await new_run(world, started=True)
+    await new_step(world, run.run_id, "step_cut", started=True)
+    proxy.cut_reply("step_cut")
+    with pytest.raises(WorldUnavailableError):  # the replay used to answer 409 for a write that succeeded
+        await world.events.create(run.run_id, step_request("step_completed", "step_cut"))
+    assert (await world.steps.get(run.run_id, "step_cut")).status == "completed"
+
+
+@pytest.mark.parametrize("fatal", [True, False], ids=["admin_shutdown", "connection_lost"])
+@pytest.mark.parametrize("write", [_hook_received_twice, _chunk_written_twice, _step_completed_then_conflict])
+def test_a_write_whose_reply_is_lost_after_commit_is_never_replayed(
+    pg_config: dict[str, Any], write: Callable[[PostgresWorld, Proxy], Awaitable[None]], fatal: bool
+) -> None:
+    """Issue 13 item 3: the write committed, the reply was lost; the caller gets 503, the write stays single.
+
+    ``admin_shutdown`` is what the client sees when the server ends the backend
+    between COMMIT and the reply; ``connection_lost`` a network failure there.
+    """
+
+    async def body() -> None:
+        async with Proxy(pg_config["url"], fatal=fatal).running() as proxy:
+            world = PostgresWorld({**pg_config, "url": proxy.url()})
+            try:
+                await write(world, proxy)
+                assert proxy.cuts == 1
+            finally:
+                await world.close()
+
+    asyncio.run(body())
+
+
+def test_a_read_whose_connection_the_server_ended_is_answered_from_a_fresh_connection(
+    pg_config: dict[str, Any],
+) -> None:
+    """Reads are still retried after ``admin_shutdown``, inside a READ ONLY transaction."""
+
+    async def body() -> None:
+        async with Proxy(pg_config["url"]).running() as proxy:
+            world = PostgresWorld({**pg_config, "url": proxy.url()})
+            try:
+                run = await new_run(world)
+                proxy.cut_reply(run.run_id)
+                assert (await world.runs.get(run.run_id)).run_id == run.run_id
+                assert proxy.cuts == 1
+            finally:
+                await world.close()
+
+    asyncio.run(body())
 
 
 @pytest.fixture

@@ -1,20 +1,34 @@
-"""Migrations: they add up to schema.sql, are idempotent, race safely, and refuse a newer schema."""
+"""Migrations: they add up to schema.sql, are idempotent, race safely, and let old code run where a newer
+release allows it (rolling deploys), refusing it otherwise."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from conformance.builders import new_run, step_request
 from reference_worlds.postgres import PostgresWorld
-from reference_worlds.postgres.migrations import latest_version, migrate, migrations, schema_sql
-from reference_worlds.postgres.plugin import PostgresSandbox, drop_schema
+from reference_worlds.postgres.migrations import (
+    Migration,
+    current_version,
+    latest_version,
+    load_migrations,
+    migrate,
+    migrations,
+    schema_sql,
+    verify,
+)
+from reference_worlds.postgres.plugin import TEST_SETTINGS, PostgresSandbox, drop_schema
 from worlds_sdk.errors import IncompatibleFormatError
+from worlds_sdk.models import EventRequest
 
 pytestmark = pytest.mark.postgres
 
@@ -101,24 +115,123 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(
     assert [v for (v,) in rows] == [m.version for m in migrations()]
 
 
-def test_a_newer_schema_is_refused_with_one_clear_error(pg_config: dict[str, Any]) -> None:
-    newer = latest_version() + 1
-    with psycopg.connect(pg_config["url"], autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("INSERT INTO {}.schema_version (version, name) VALUES (%s, 'from_the_future')").format(
-                sql.Identifier(pg_config["schema"])
-            ),
-            (newer,),
-        )
-    with pytest.raises(IncompatibleFormatError, match=f"version {newer}.*upgrade worlds-sdk"):
-        migrate(pg_config["url"], pg_config["schema"])
+def newer_release(tmp_path: Path, extra: str) -> tuple[Migration, ...]:
+    """The shipped migrations plus one more file: the migration list of the next release."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for migration in migrations():
+        (folder / f"{migration.version:04d}_{migration.name}.sql").write_text(migration.sql)
+    (folder / f"{latest_version() + 1:04d}_next_release.sql").write_text(extra)
+    return load_migrations(folder)
 
-    async def open_world() -> None:
-        world = PostgresWorld(pg_config)
+
+ADDITIVE = """-- the next release adds a table and a _v2 function; code that knows {v} keeps working
+-- min-code-version: {v}
+CREATE TABLE next_release_notes (note text);
+CREATE FUNCTION next_release_v2() RETURNS integer LANGUAGE sql AS 'SELECT 2';
+"""
+
+
+async def use_world(config: dict[str, Any]) -> None:
+    """Open a World of this code on the schema; start it, write and read through it."""
+    world = PostgresWorld(config)
+    try:
+        await world.start()
+        run = await new_run(world, started=True)
+        await world.events.create(run.run_id, step_request("step_created", "s1"))
+        await world.write_to_stream("out", run.run_id, b"chunk")
+        await world.queue("__wkf_step_rolling", {"run": run.run_id})
+        assert (await world.runs.get(run.run_id)).status == "running"
+    finally:
+        await world.close()
+
+
+def test_old_code_keeps_running_beside_a_newer_release_whose_migration_allows_it(
+    pg_config: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 13 item 4: a rolling deploy. The new release migrates; old processes go on, old and new open."""
+    newer = newer_release(tmp_path, ADDITIVE.format(v=latest_version()))
+    assert newer[-1].min_code_version == latest_version()
+
+    async def side_by_side() -> None:
+        old = PostgresWorld(pg_config)  # an old process, running before and during the rollout
         try:
-            await world.start()
+            run = await new_run(old)
+            await asyncio.to_thread(migrate, pg_config["url"], pg_config["schema"], newer)  # the new release starts
+            await old.events.create(run.run_id, EventRequest(event_type="run_started"))
+            await use_world(pg_config)  # an old process (re)started after the migration
         finally:
-            await world.close()
+            await old.close()
 
-    with pytest.raises(IncompatibleFormatError, match=f"version {newer}"):
-        asyncio.run(open_world())
+    asyncio.run(side_by_side())
+    assert migrate(pg_config["url"], pg_config["schema"]) == latest_version() + 1  # old code: nothing to do
+    assert verify(pg_config["url"], pg_config["schema"], newer) == latest_version() + 1  # new code
+    with psycopg.connect(pg_config["url"]) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT version, min_code_version FROM {}.schema_version ORDER BY version").format(
+                sql.Identifier(pg_config["schema"])
+            )
+        ).fetchall()
+    assert rows[-1] == (latest_version() + 1, latest_version())
+
+
+def test_old_code_refuses_a_schema_whose_newer_migration_breaks_it(pg_config: dict[str, Any], tmp_path: Path) -> None:
+    """Without a min-code-version line a migration is breaking: older code stops, with one clear error."""
+    newer = newer_release(tmp_path, "ALTER TABLE runs ADD COLUMN owner text NOT NULL DEFAULT 'x';\n")
+    newest = latest_version() + 1
+    assert newer[-1].min_code_version == newest
+    migrate(pg_config["url"], pg_config["schema"], newer)
+    expected = (
+        f"version {newest} and needs code that knows migration {newest}.*knows migrations up to {latest_version()}"
+    )
+    with pytest.raises(IncompatibleFormatError, match=expected):
+        migrate(pg_config["url"], pg_config["schema"])
+    with pytest.raises(IncompatibleFormatError, match=expected):
+        asyncio.run(use_world(pg_config))
+    with pytest.raises(IncompatibleFormatError, match=expected):
+        asyncio.run(use_world({**pg_config, "auto_migrate": False}))
+
+
+def test_a_min_code_version_outside_1_to_its_own_number_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="min-code-version must be between 1 and"):
+        newer_release(tmp_path, f"-- min-code-version: {latest_version() + 2}\nSELECT 1;\n")
+
+
+@pytest.fixture
+def app_role(pg_sandbox: PostgresSandbox) -> Iterator[Callable[[str], str]]:
+    """``app_role(schema)``: the URL of a new login role with data rights on ``schema`` and no DDL rights."""
+    role, password = f"app_{secrets.token_hex(6)}", secrets.token_urlsafe(12)
+    with psycopg.connect(pg_sandbox.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+
+    def url_for(schema: str) -> str:
+        with psycopg.connect(pg_sandbox.url, autocommit=True) as conn:
+            for grant in (
+                "GRANT USAGE ON SCHEMA {s} TO {r}",
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r}",
+                "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r}",
+            ):
+                conn.execute(sql.SQL(grant).format(s=sql.Identifier(schema), r=sql.Identifier(role)))
+        params = conninfo_to_dict(pg_sandbox.url)
+        return make_conninfo("", **{**{k: str(v) for k, v in params.items()}, "user": role, "password": password})
+
+    yield url_for
+    with psycopg.connect(pg_sandbox.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_with_auto_migrate_off_a_role_without_ddl_rights_runs_a_migrated_schema_and_is_told_to_migrate(
+    pg_sandbox: PostgresSandbox, fresh_schema: Callable[[], str], app_role: Callable[[str], str]
+) -> None:
+    """Issue 13 item 4: automatic migration is opt-out, for application roles that may not change the schema."""
+    migrated, empty = fresh_schema(), fresh_schema()
+    migrate(pg_sandbox.url, migrated)
+    with psycopg.connect(pg_sandbox.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(empty)))
+    config = {**TEST_SETTINGS, "auto_migrate": False}
+    asyncio.run(use_world({**config, "url": app_role(migrated), "schema": migrated}))
+    with pytest.raises(IncompatibleFormatError, match=r"at version 0.*auto_migrate is off: run `worlds migrate"):
+        asyncio.run(use_world({**config, "url": app_role(empty), "schema": empty}))
+    with psycopg.connect(pg_sandbox.url) as conn:
+        assert current_version(conn, empty) == 0, "nothing was created"

@@ -14,7 +14,7 @@ from reference_worlds.postgres import PostgresConfig, PostgresWorld
 from reference_worlds.postgres.database import Database
 from reference_worlds.postgres.queue import PostgresMessageStore, enqueue
 from worlds_sdk.consumer import Delivery
-from worlds_sdk.models import EventRequest
+from worlds_sdk.models import EventRequest, MessageMeta
 from worlds_sdk.queue_options import check_queue_options
 
 pytestmark = pytest.mark.postgres
@@ -117,5 +117,36 @@ def test_start_reenqueues_each_live_run_once_while_unacked(pg_config: dict[str, 
                 sql.SQL("SELECT queue_name, body FROM {}.messages").format(sql.Identifier(pg_config["schema"]))
             ).fetchall()
         assert rows == [("__wkf_workflow_wf", {"run_id": run.run_id})]
+
+    asyncio.run(body())
+
+
+def test_a_handler_that_never_returns_times_out_as_a_failure_and_is_dead_lettered(
+    pg_config: dict[str, Any], eventually: Any
+) -> None:
+    """Issue 13 item 5, on PostgreSQL: a hung handler's delivery fails after ``handler_timeout``."""
+    attempts: list[int] = []
+
+    async def hang(message: Any, meta: MessageMeta) -> None:
+        attempts.append(meta.attempt)
+        await asyncio.Event().wait()  # never set: this handler never returns
+
+    def dead_letters() -> list[tuple[Any, ...]]:
+        with psycopg.connect(pg_config["url"]) as conn:
+            query = sql.SQL("SELECT message_id, attempt, failures, last_error FROM {}.dead_letters")
+            return conn.execute(query.format(sql.Identifier(pg_config["schema"]))).fetchall()
+
+    async def body() -> None:
+        world = PostgresWorld({**pg_config, "max_attempts": 2, "handler_timeout": 0.3})
+        try:
+            world.register_handler("__wkf_step_", hang)
+            await world.start()
+            sent = await world.queue(QUEUE, {"hung": True})
+            dead = await eventually(lambda: asyncio.to_thread(dead_letters), what="the dead letter")
+            assert [row[:3] for row in dead] == [(sent.message_id, 2, 2)]
+            assert "the handler did not finish within 0.3 s" in dead[0][3]
+            assert attempts == [1, 2]
+        finally:
+            await world.close()
 
     asyncio.run(body())

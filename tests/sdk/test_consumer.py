@@ -20,7 +20,8 @@ def test_backoff_doubles_from_its_initial_delay_up_to_its_cap() -> None:
 
 
 @pytest.mark.parametrize(
-    "settings", [{"lease_seconds": 0}, {"poll_interval": -1}, {"concurrency": 0}, {"max_attempts": 0}]
+    "settings",
+    [{"lease_seconds": 0}, {"poll_interval": -1}, {"concurrency": 0}, {"max_attempts": 0}, {"handler_timeout": 0}],
 )
 def test_a_consumer_refuses_settings_that_cannot_work(settings: dict[str, Any]) -> None:
     with pytest.raises(ValueError):

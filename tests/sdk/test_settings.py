@@ -17,12 +17,14 @@ class Settings:
     name: str = "x"
     size: int = 1
     timeout: float = 1.0
+    enabled: bool = True
 
 
 def test_defaults_and_values_are_kept() -> None:
     assert parse_settings(Settings, {}) == Settings()
     assert parse_settings(Settings, {"url": "u", "size": 3, "timeout": 2}) == Settings(url="u", size=3, timeout=2)
     assert parse_settings(Settings, {"url": None}).url is None
+    assert parse_settings(Settings, {"enabled": False}).enabled is False
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,8 @@ def test_defaults_and_values_are_kept() -> None:
         ({"size": True}, "config.size"),
         ({"timeout": -1.0}, "config.timeout"),
         ({"timeout": "1"}, "config.timeout"),
+        ({"enabled": 0}, "config.enabled"),
+        ({"enabled": "false"}, "config.enabled"),
     ],
 )
 def test_unknown_keys_and_wrong_types_are_errors(config: dict[str, Any], field: str) -> None:

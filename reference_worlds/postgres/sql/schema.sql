@@ -9,9 +9,10 @@
 -- escapes that jsonb rejects. Payload bytes extracted into entities are `bytea`.
 
 CREATE TABLE schema_version (
-    version    integer PRIMARY KEY,
-    name       text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
+    version          integer PRIMARY KEY,
+    name             text NOT NULL,
+    applied_at       timestamptz NOT NULL DEFAULT now(),
+    min_code_version integer NOT NULL
 );
 
 -- Entities ---------------------------------------------------------------------
