@@ -22,7 +22,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.composite import CompositeInfo, register_composite
 from psycopg_pool import AsyncConnectionPool
 
-from worlds_sdk.errors import WorldUnavailableError
+from worlds_sdk.errors import WorkflowWorldError, WorldUnavailableError
 
 from .config import PostgresConfig
 from .errors import translated
