@@ -29,6 +29,7 @@ from .errors import (
     WorldUnavailableError,
 )
 from .hookspecs import hookimpl
+from .inspection import DeadLetter, QueueStats
 from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest, parse_manifest
 from .models import (
     ChunkPage,
@@ -51,7 +52,16 @@ from .models import (
     StructuredError,
     Wait,
 )
-from .protocols import BatchStreamer, EncryptingWorld, Queue, QueueHandler, Storage, Streamer, World
+from .protocols import (
+    BatchStreamer,
+    EncryptingWorld,
+    InspectableWorld,
+    Queue,
+    QueueHandler,
+    Storage,
+    Streamer,
+    World,
+)
 
 try:
     __version__ = version("worlds-sdk")
@@ -66,6 +76,7 @@ __all__ = [
     "BatchStreamer",
     "Capability",
     "ChunkPage",
+    "DeadLetter",
     "DiscoveryError",
     "EncryptingWorld",
     "Enqueued",
@@ -78,6 +89,7 @@ __all__ = [
     "Hook",
     "HookNotFoundError",
     "IncompatibleFormatError",
+    "InspectableWorld",
     "Manifest",
     "ManifestEntry",
     "ManifestError",
@@ -88,6 +100,7 @@ __all__ = [
     "PreconditionFailedError",
     "Queue",
     "QueueHandler",
+    "QueueStats",
     "Reschedule",
     "ResolveData",
     "Run",
