@@ -317,7 +317,19 @@ def test_ctrl_c_is_one_line_and_the_shell_s_code(
 
 
 def test_subcommands_are_registered_in_one_place() -> None:
-    assert list(COMMANDS) == ["list", "validate-manifest", "test", "bench", "migrate", "new", "report", "ci"]
+    assert list(COMMANDS) == [
+        "list",
+        "validate-manifest",
+        "test",
+        "bench",
+        "migrate",
+        "inspect",
+        "doctor",
+        "gc",
+        "new",
+        "report",
+        "ci",
+    ]
 
 
 def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
