@@ -62,6 +62,7 @@ from .protocols import (
     Streamer,
     World,
 )
+from .telemetry import instrument
 
 try:
     __version__ = version("worlds-sdk")
@@ -133,6 +134,7 @@ __all__ = [
     "WorldUnavailableError",
     "__version__",
     "hookimpl",
+    "instrument",
     "load_manifest",
     "parse_capabilities",
     "temp_dir_sandbox",
