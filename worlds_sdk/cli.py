@@ -501,6 +501,55 @@ def run_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    _world_arguments(parser)
+    parser.add_argument(
+        "--serve", type=_port, metavar="PORT", help="serve /metrics and /healthz on 127.0.0.1:PORT (0: any free port)"
+    )
+
+
+@command(
+    "metrics",
+    "Print the World's queue and run figures as Prometheus text, or serve them.",
+    arguments=_metrics_arguments,
+)
+def run_metrics(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import metrics
+    from .operating import inspectable, opened
+
+    backend = resolve_world(args.world, manifest=_manifest(args))
+
+    def listening(port: int) -> None:
+        print(f"serving http://127.0.0.1:{port}/metrics and /healthz", flush=True)
+
+    async def main() -> str:
+        async with opened(backend, args.world_config) as world:
+            inspection = inspectable(backend, world)
+            if args.serve is None:
+                return await metrics.exposition(world, inspection)
+
+            async def healthy() -> None:
+                await inspection.queue_stats()
+
+            await metrics.serve(args.serve, lambda: metrics.exposition(world, inspection), healthy, listening)
+            return ""
+
+    sys.stdout.write(asyncio.run(main()))
+    return 0
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     """A non-negative number of seconds."""
     try:

@@ -326,6 +326,7 @@ def test_subcommands_are_registered_in_one_place() -> None:
         "inspect",
         "doctor",
         "gc",
+        "metrics",
         "new",
         "report",
         "ci",

@@ -1,8 +1,13 @@
-"""``worlds inspect``, ``doctor`` and ``gc`` against both reference Worlds, on a seeded World of their own."""
+"""``worlds inspect``, ``doctor``, ``gc`` and ``metrics`` against both reference Worlds, each seeded."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,3 +146,49 @@ def test_doctor_on_a_world_of_another_format_is_a_finding(capsys: pytest.Capture
     conn.close()
     code, out, _ = worlds(capsys, "doctor", "local", "--world-config", json.dumps({"path": str(tmp_path / "world")}))
     assert code == 1 and "version" in out and "'99'" in out
+
+
+def test_metrics_prints_the_queue_and_run_figures(capsys: pytest.CaptureFixture[str], world: Any) -> None:
+    name, config, _ = world
+    code, out, _ = worlds(capsys, "metrics", name, "--world-config", json.dumps(config))
+    assert code == 0
+    assert 'worlds_queue_dead_letters{queue="__wkf_step_seeded"} 1\n' in out
+    assert 'worlds_queue_ready_messages{queue="__wkf_step_seeded"} 0\n' in out
+    assert 'worlds_runs{status="running"} 1\n' in out
+    assert "# TYPE worlds_queue_ready_messages gauge\n" in out
+
+
+def test_metrics_serves_metrics_and_healthz_over_http(world: Any) -> None:
+    name, config, _ = world
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worlds_sdk.cli", "metrics", name, "--world-config", json.dumps(config), "--serve", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line + proc.stderr.read() if proc.stderr else line
+        base = line.split()[1].removesuffix("/metrics")
+        with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            assert 'worlds_queue_dead_letters{queue="__wkf_step_seeded"} 1' in response.read().decode()
+        with urllib.request.urlopen(f"{base}/healthz", timeout=30) as response:
+            assert (response.status, response.read()) == (200, b"ok\n")
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{base}/nothing", timeout=30)
+        assert missing.value.code == 404
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert proc.returncode == 130
+
+
+def test_metrics_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = worlds(capsys, "metrics", "local", "--serve", "70000")
+    assert code == USAGE_ERROR and out == "" and "port number 0-65535" in err
