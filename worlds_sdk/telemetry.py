@@ -48,7 +48,10 @@ class _Telemetry:
     """The tracer and the instruments, made once per instrumented World."""
 
     def __init__(self, tracer: Any, meter: Any) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
         self.tracer = tracer
+        self.status, self.error_code = Status, StatusCode.ERROR
         self.create_duration = meter.create_histogram(
             "worlds.events.create.duration", unit="s", description="events.create latency by event type and outcome"
         )
@@ -61,8 +64,6 @@ class _Telemetry:
         self.errors = meter.create_counter("worlds.errors", description="errors raised by World methods, by type")
 
     async def call(self, name: str, method: Callable[..., Awaitable[Any]], args: Any, kwargs: Any) -> Any:
-        from opentelemetry.trace import Status, StatusCode
-
         attributes = _attributes(name, args, kwargs)
         started = time.perf_counter()
         outcome = "ok"
@@ -74,7 +75,7 @@ class _Telemetry:
             except BaseException as exc:
                 outcome = type(exc).__name__
                 span.set_attribute("worlds.outcome", outcome)
-                span.set_status(Status(StatusCode.ERROR, outcome))
+                span.set_status(self.status(self.error_code, outcome))
                 span.record_exception(exc)
                 self.errors.add(1, {"worlds.method": name, "error.type": outcome})
                 raise
