@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -135,9 +136,9 @@ def test_bad_input_is_one_clear_line(
     assert out == "" and len(err.splitlines()) == 1 and message in err, err
 
 
-def test_doctor_on_a_world_of_another_format_is_a_finding(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    import sqlite3
-
+def test_doctor_on_a_local_world_of_another_format_is_a_finding(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     (tmp_path / "world").mkdir()
     conn = sqlite3.connect(tmp_path / "world" / "world.sqlite3")
     conn.executescript(
@@ -146,6 +147,23 @@ def test_doctor_on_a_world_of_another_format_is_a_finding(capsys: pytest.Capture
     conn.close()
     code, out, _ = worlds(capsys, "doctor", "local", "--world-config", json.dumps({"path": str(tmp_path / "world")}))
     assert code == 1 and "version" in out and "'99'" in out
+
+
+def test_doctor_on_a_postgres_schema_newer_than_the_code_is_a_finding(
+    capsys: pytest.CaptureFixture[str], pg_sandbox: Any
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with pg_sandbox.instance() as config:
+        with psycopg.connect(config["url"], autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("INSERT INTO {}.schema_version (version, name) VALUES (999, 'from the future')").format(
+                    sql.Identifier(config["schema"])
+                )
+            )
+        code, out, _ = worlds(capsys, "doctor", "postgres", "--world-config", json.dumps(dict(config)))
+    assert code == 1 and "needs attention" in out and "version 999" in out
 
 
 def test_metrics_prints_the_queue_and_run_figures(capsys: pytest.CaptureFixture[str], world: Any) -> None:
