@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sqlite3
@@ -17,6 +18,8 @@ import pytest
 
 from worlds_sdk.cli import USAGE_ERROR, main
 from worlds_sdk.discovery import resolve_world
+from worlds_sdk.models import MessageMeta
+from worlds_sdk.protocols import InspectableWorld
 
 from .seeded import Seeded, seed
 
@@ -94,6 +97,57 @@ def test_doctor_reports_the_stuck_run_the_overdue_retry_and_the_dead_letter(
     assert code == 1 and "needs attention: 3 finding(s)" in out and "order 42 has no customer" in out
     code, out, _ = worlds(capsys, "doctor", name, "--world-config", json.dumps(config), "--stuck-after", "3600")
     assert code == 1 and "stuck_run" not in out, "a threshold is a flag"
+
+
+def test_doctor_reports_a_message_failing_again_and_again_and_an_old_ready_one(
+    capsys: pytest.CaptureFixture[str], world: Any, eventually: Any
+) -> None:
+    name, config, _ = world
+    backend = resolve_world(name)
+    fast = {**config, "backoff_initial": 0.01, "backoff_max": 0.02}
+
+    async def fail_twice() -> None:
+        opened = backend.factory(fast)
+
+        async def broken(message: Any, meta: MessageMeta) -> None:
+            raise RuntimeError("the handler is broken")
+
+        try:
+            opened.register_handler("__wkf_workflow_", broken)
+            await opened.queue("__wkf_workflow_failing", {"n": 1})
+            await opened.start()
+            assert isinstance(opened, InspectableWorld)
+
+            async def failed_twice() -> bool:
+                stats = {s.queue_name: s for s in await opened.queue_stats()}
+                failing = stats.get("__wkf_workflow_failing")
+                return failing is not None and failing.max_failures >= 2
+
+            await eventually(failed_twice, what="two failed deliveries")
+        finally:
+            await opened.close()
+        waiting = backend.factory(config)
+        try:
+            await waiting.queue("__wkf_step_waiting", {"n": 2})
+        finally:
+            await waiting.close()
+
+    asyncio.run(fail_twice())
+    args = [
+        "doctor",
+        name,
+        "--world-config",
+        json.dumps(config),
+        "--max-failures",
+        "2",
+        "--max-ready-age",
+        "0",
+        "--json",
+    ]
+    code, out, _ = worlds(capsys, *args)
+    assert code == 1
+    findings = {(f["check"], f["subject"]) for f in json.loads(out)["findings"]}
+    assert {("repeated_failures", "__wkf_workflow_failing"), ("old_ready", "__wkf_step_waiting")} <= findings
 
 
 def test_gc_deletes_only_the_old_terminal_runs_and_dry_run_deletes_nothing(
