@@ -29,6 +29,7 @@ from .errors import (
     WorldUnavailableError,
 )
 from .hookspecs import hookimpl
+from .inspection import DeadLetter, QueueStats
 from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest, parse_manifest
 from .models import (
     ChunkPage,
@@ -51,7 +52,17 @@ from .models import (
     StructuredError,
     Wait,
 )
-from .protocols import BatchStreamer, EncryptingWorld, Queue, QueueHandler, Storage, Streamer, World
+from .protocols import (
+    BatchStreamer,
+    EncryptingWorld,
+    InspectableWorld,
+    Queue,
+    QueueHandler,
+    Storage,
+    Streamer,
+    World,
+)
+from .telemetry import instrument
 
 try:
     __version__ = version("worlds-sdk")
@@ -66,6 +77,7 @@ __all__ = [
     "BatchStreamer",
     "Capability",
     "ChunkPage",
+    "DeadLetter",
     "DiscoveryError",
     "EncryptingWorld",
     "Enqueued",
@@ -78,6 +90,7 @@ __all__ = [
     "Hook",
     "HookNotFoundError",
     "IncompatibleFormatError",
+    "InspectableWorld",
     "Manifest",
     "ManifestEntry",
     "ManifestError",
@@ -88,6 +101,7 @@ __all__ = [
     "PreconditionFailedError",
     "Queue",
     "QueueHandler",
+    "QueueStats",
     "Reschedule",
     "ResolveData",
     "Run",
@@ -120,6 +134,7 @@ __all__ = [
     "WorldUnavailableError",
     "__version__",
     "hookimpl",
+    "instrument",
     "load_manifest",
     "parse_capabilities",
     "temp_dir_sandbox",

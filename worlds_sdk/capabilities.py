@@ -35,6 +35,10 @@ class Capability(StrEnum):
     CRASH_SAFE = "crash_safe"
     """A process killed at any instant leaves every event whole or absent."""
 
+    INSPECTION = "inspection"
+    """The World implements :class:`~worlds_sdk.protocols.InspectableWorld` (queue statistics,
+    dead letters, retention) and keeps rules OP-1 to OP-4."""
+
 
 def parse_capabilities(names: object, *, where: str = "capabilities") -> frozenset[Capability]:
     """Capabilities from a list of names; an unknown name is an error, never ignored."""

@@ -389,6 +389,178 @@ def run_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _world_arguments(parser: argparse.ArgumentParser) -> None:
+    _manifest_option(parser)
+    parser.add_argument("world", metavar="WORLD", help="a manifest or plugin id, a distribution, or module:attr")
+    _world_config_option(parser)
+
+
+def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    _world_arguments(parser)
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run, e.g. wrun_01J…")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+@command("inspect", "Show a run's timeline, steps, hooks, waits and streams.", arguments=_inspect_arguments)
+def run_inspect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .errors import NotFoundError
+    from .operating import opened
+    from .timeline import render, run_timeline
+
+    async def main() -> dict[str, Any]:
+        async with opened(resolve_world(args.world, manifest=_manifest(args)), args.world_config) as world:
+            return await run_timeline(world, args.run_id)
+
+    try:
+        report = asyncio.run(main())
+    except NotFoundError as exc:
+        raise CommandError(f"run {args.run_id!r}: {exc}") from None
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
+
+
+def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    from .doctor import Thresholds
+
+    _world_arguments(parser)
+    defaults = Thresholds()
+    parser.add_argument("--stuck-after", type=_seconds, default=defaults.stuck_after, metavar="SECONDS")
+    parser.add_argument("--max-failures", type=_count, default=defaults.max_failures, metavar="N")
+    parser.add_argument("--max-ready-age", type=_seconds, default=defaults.max_ready_age, metavar="SECONDS")
+    parser.add_argument("--retry-grace", type=_seconds, default=defaults.retry_grace, metavar="SECONDS")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+@command(
+    "doctor",
+    "Report stuck runs, failing and dead messages, overdue retries; exit 1 when something needs attention.",
+    arguments=_doctor_arguments,
+)
+def run_doctor(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import doctor
+    from .errors import IncompatibleFormatError
+    from .operating import inspectable, opened
+
+    backend = resolve_world(args.world, manifest=_manifest(args))
+    limits = doctor.Thresholds(
+        stuck_after=args.stuck_after,
+        max_failures=args.max_failures,
+        max_ready_age=args.max_ready_age,
+        retry_grace=args.retry_grace,
+    )
+
+    async def main() -> dict[str, Any]:
+        async with opened(backend, args.world_config) as world:
+            return await doctor.examine(world, inspectable(backend, world), limits)
+
+    try:
+        report = asyncio.run(main())
+    except IncompatibleFormatError as exc:
+        report = doctor.unopenable(exc)
+    print(json.dumps(report, indent=2) if args.json else doctor.render(report))
+    return 0 if report["healthy"] else 1
+
+
+def _gc_arguments(parser: argparse.ArgumentParser) -> None:
+    _world_arguments(parser)
+    parser.add_argument(
+        "--completed-before", required=True, metavar="DURATION", help="age of the runs to delete: 30d, 12h, 15m, 90s"
+    )
+    parser.add_argument("--batch-size", type=_count, default=500, help="runs per transaction (default 500)")
+    parser.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+
+
+@command("gc", "Delete terminal runs completed before a cutoff, with all they own.", arguments=_gc_arguments)
+def run_gc(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from .operating import inspectable, opened, parse_duration
+    from .retention import collect
+
+    backend = resolve_world(args.world, manifest=_manifest(args))
+    cutoff = datetime.now(UTC) - parse_duration(args.completed_before)
+
+    def progress(total: int) -> None:
+        print(f"deleted {total} runs…", file=sys.stderr, flush=True)
+
+    async def main() -> int:
+        async with opened(backend, args.world_config) as world:
+            inspection = inspectable(backend, world)
+            if args.dry_run:
+                return await inspection.count_expired_runs(cutoff)
+            return await collect(inspection, cutoff, batch_size=args.batch_size, progress=progress)
+
+    count = asyncio.run(main())
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {count} terminal runs completed before {cutoff.isoformat(timespec='seconds')}")
+    return 0
+
+
+def _metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    _world_arguments(parser)
+    parser.add_argument(
+        "--serve", type=_port, metavar="PORT", help="serve /metrics and /healthz on 127.0.0.1:PORT (0: any free port)"
+    )
+
+
+@command(
+    "metrics",
+    "Print the World's queue and run figures as Prometheus text, or serve them.",
+    arguments=_metrics_arguments,
+)
+def run_metrics(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import metrics
+    from .operating import inspectable, opened
+
+    backend = resolve_world(args.world, manifest=_manifest(args))
+
+    def listening(port: int) -> None:
+        print(f"serving http://127.0.0.1:{port}/metrics and /healthz", flush=True)
+
+    async def main() -> str:
+        async with opened(backend, args.world_config) as world:
+            inspection = inspectable(backend, world)
+            if args.serve is None:
+                return await metrics.exposition(world, inspection)
+
+            async def healthy() -> None:
+                await inspection.queue_stats()
+
+            await metrics.serve(args.serve, lambda: metrics.exposition(world, inspection), healthy, listening)
+            return ""
+
+    sys.stdout.write(asyncio.run(main()))
+    return 0
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number of seconds, got {text!r}")
+    return value
+
+
 def _world_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world-config", type=_json_object, help="the World's settings as a JSON object")
 

@@ -38,13 +38,16 @@ from .consumer import Backoff, Consumer, Delivery
 from .errors import (
     EventNotFoundError,
     HookNotFoundError,
+    NotFoundError,
     StepNotFoundError,
     ValidationError,
     WorkflowRunNotFoundError,
     WorldUnavailableError,
 )
 from .events import strip_entity, strip_event, strip_result
+from .inspection import DeadLetter, QueueStats, check_count, check_cutoff
 from .models import (
+    TERMINAL_RUN_STATUSES,
     ChunkPage,
     Enqueued,
     Event,
@@ -82,6 +85,8 @@ class Message:
     attempt: int = 0
     failures: int = 0
     claim_id: str | None = None
+    error: str = ""
+    dead_at: datetime | None = None
 
 
 @dataclass
@@ -259,6 +264,76 @@ class MemoryWorld:
         self.state.messages[msg.message_id] = msg
         return Enqueued(message_id=msg.message_id)
 
+    # -- inspection (OP-1 to OP-4) ----------------------------------------------------
+
+    async def queue_stats(self) -> Sequence[QueueStats]:
+        now, names = time.monotonic(), sorted({m.queue_name for m in [*self.state.messages.values(), *self.state.dead]})
+        stats = []
+        for name in names:
+            live = [m for m in self.state.messages.values() if m.queue_name == name]
+            dead = [m for m in self.state.dead if m.queue_name == name]
+            ready = [m for m in live if m.visible_at <= now]
+            stats.append(
+                QueueStats(
+                    queue_name=name,
+                    ready=len(ready),
+                    leased=sum(1 for m in live if m.visible_at > now and m.claim_id is not None),
+                    delayed=sum(1 for m in live if m.visible_at > now and m.claim_id is None),
+                    oldest_ready_seconds=max((now - m.visible_at for m in ready), default=None),
+                    max_failures=max((m.failures for m in live), default=0),
+                    dead_letters=len(dead),
+                    last_error=dead[-1].error if dead else None,
+                )
+            )
+        return stats
+
+    async def list_dead_letters(self, *, limit: int = 100) -> Sequence[DeadLetter]:
+        check_count(limit, "limit")
+        return [_dead_letter(m) for m in self.state.dead[:limit]]
+
+    async def quarantine(self, message_id: str, reason: str) -> DeadLetter:
+        m = self.state.messages.pop(message_id, None)
+        if m is None:
+            raise NotFoundError(f"no message has id {message_id!r}")
+        m.claim_id, m.error, m.dead_at = None, reason, datetime.now(UTC)
+        self.state.dead.append(m)
+        return _dead_letter(m)
+
+    async def requeue(self, message_ids: Sequence[str] | None = None) -> int:
+        chosen = [m for m in self.state.dead if message_ids is None or m.message_id in message_ids]
+        for m in chosen:
+            self.state.dead.remove(m)
+            m.failures, m.idempotency_key, m.visible_at = 0, None, time.monotonic()
+            self.state.messages[m.message_id] = m
+        return len(chosen)
+
+    def _expired_runs(self, completed_before: datetime) -> list[str]:
+        check_cutoff(completed_before)
+        runs = sorted(self.state.runs.values(), key=lambda p: p[0])
+        return [
+            run.run_id
+            for _, run in runs
+            if run.status in TERMINAL_RUN_STATUSES
+            and run.completed_at is not None
+            and run.completed_at < completed_before
+        ]
+
+    async def count_expired_runs(self, completed_before: datetime) -> int:
+        return len(self._expired_runs(completed_before))
+
+    async def delete_expired_runs(self, completed_before: datetime, *, batch_size: int = 100) -> int:
+        check_count(batch_size, "batch_size")
+        doomed = set(self._expired_runs(completed_before)[:batch_size])
+        s = self.state
+        s.events = [p for p in s.events if p[1].run_id not in doomed]
+        s.steps = {k: v for k, v in s.steps.items() if k[0] not in doomed}
+        s.hooks = {k: v for k, v in s.hooks.items() if v[1].run_id not in doomed}
+        s.waits = {k: v for k, v in s.waits.items() if k[0] not in doomed}
+        s.streams = {k: v for k, v in s.streams.items() if v[0] not in doomed}
+        for run_id in doomed:
+            del s.runs[run_id]
+        return len(doomed)
+
     # -- streams ----------------------------------------------------------------------
 
     async def write_to_stream(self, name: str, run_id: str, chunk: bytes | str) -> None:
@@ -297,6 +372,19 @@ class MemoryWorld:
     async def get_stream_info(self, name: str, run_id: str) -> StreamInfo:
         sl = await self.read_slice(name, 0, 0)
         return StreamInfo(tail_index=sl.tail_index, done=sl.done)
+
+
+def _dead_letter(m: Message) -> DeadLetter:
+    assert m.dead_at is not None
+    return DeadLetter(
+        message_id=m.message_id,
+        queue_name=m.queue_name,
+        message=codec.loads(m.body),
+        attempt=m.attempt,
+        failures=m.failures,
+        error=m.error,
+        dead_at=m.dead_at,
+    )
 
 
 class MemoryStore:
@@ -352,6 +440,7 @@ class MemoryStore:
         m.failures += 1
         m.claim_id, m.visible_at = None, time.monotonic() + delay_seconds
         if dead_letter:
+            m.error, m.dead_at = error, datetime.now(UTC)
             self.state.dead.append(self.state.messages.pop(m.message_id))
         return True
 
@@ -479,7 +568,7 @@ def memory_sandbox(settings: WorldConfig) -> Iterator[MemorySandbox]:
     yield MemorySandbox()
 
 
-CAPABILITIES = frozenset({Capability.DELAYED_DELIVERY})
+CAPABILITIES = frozenset({Capability.DELAYED_DELIVERY, Capability.INSPECTION})
 """What the in-memory World keeps beyond the baseline: one process only, nothing survives a restart."""
 
 

@@ -2,7 +2,8 @@
 
 A third-party World need not import or inherit anything from us: any object with
 these attributes and ``async`` methods is a World. Optional surfaces are separate
-protocols (:class:`BatchStreamer`, :class:`EncryptingWorld`); a World also
+protocols (:class:`BatchStreamer`, :class:`EncryptingWorld`,
+:class:`InspectableWorld`); a World also
 *declares* what it supports as capabilities, which the conformance suite
 cross-checks against behaviour, since a protocol only proves that names exist.
 """
@@ -10,8 +11,10 @@ cross-checks against behaviour, since a protocol only proves that names exist.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from .inspection import DeadLetter, QueueStats
 from .models import (
     ChunkPage,
     Enqueued,
@@ -193,3 +196,48 @@ class EncryptingWorld(Protocol):
     async def get_encryption_key_for_run(
         self, run: Run | str, context: Mapping[str, Any] | None = None
     ) -> bytes | None: ...
+
+
+@runtime_checkable
+class InspectableWorld(Protocol):
+    """Optional: what an operator needs in an incident, without SQL (capability ``inspection``, rules OP-*).
+
+    Every method is safe while the World is in use by other clients.
+    """
+
+    async def queue_stats(self) -> Sequence[QueueStats]:
+        """One record per queue name that has live messages or dead letters, sorted by name (OP-1)."""
+        ...
+
+    async def list_dead_letters(self, *, limit: int = 100) -> Sequence[DeadLetter]:
+        """Dead letters, oldest first, at most ``limit`` (OP-2)."""
+        ...
+
+    async def quarantine(self, message_id: str, reason: str) -> DeadLetter:
+        """Move a live message to the dead letters with ``reason`` as its error: park poison work (OP-2).
+
+        An unknown id is a :class:`~worlds_sdk.errors.NotFoundError`.
+        """
+        ...
+
+    async def requeue(self, message_ids: Sequence[str] | None = None) -> int:
+        """Make dead letters live messages again, ready now, with their body, headers and deployment (OP-3).
+
+        ``None`` requeues every dead letter; returns how many were requeued. An id
+        that is not a dead letter is skipped, so a repeated call is harmless.
+        """
+        ...
+
+    async def count_expired_runs(self, completed_before: datetime) -> int:
+        """How many runs :meth:`delete_expired_runs` would delete now (OP-4); for dry runs."""
+        ...
+
+    async def delete_expired_runs(self, completed_before: datetime, *, batch_size: int = 100) -> int:
+        """Delete at most ``batch_size`` terminal runs completed before the cutoff, with all they own (OP-4).
+
+        A run's events, steps, hooks, waits and streams go with it, in one
+        transaction per batch. Runs that are ``pending`` or ``running`` are never
+        touched, whatever their age. Returns how many runs were deleted; call
+        again until it returns 0.
+        """
+        ...

@@ -33,6 +33,7 @@ def worlds_register() -> list[WorldBackend]:
                     Capability.DELAYED_DELIVERY,
                     Capability.LIVE_STREAMS,
                     Capability.CRASH_SAFE,
+                    Capability.INSPECTION,
                 }
             ),
             description="A directory-backed World on SQLite (WAL): zero-config, crash-safe, multi-process.",

@@ -15,7 +15,6 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from worlds_sdk import codec
@@ -27,18 +26,6 @@ from worlds_sdk.queue_options import QueueOptions
 
 from .database import Database
 from .signals import Notifier
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeadLetter:
-    """A message that failed ``max_attempts`` times: kept for inspection, never dropped silently."""
-
-    message_id: str
-    queue_name: str
-    message: Any
-    attempt: int
-    failures: int
-    error: str
 
 
 def now_us() -> int:
@@ -165,20 +152,6 @@ class LocalQueue:
             return moved == 1
 
         return await self._db.write(bury)
-
-    async def dead_letters(self) -> list[DeadLetter]:
-        rows = await self._db.read(lambda c: c.execute("SELECT * FROM dead_letters ORDER BY dead_us").fetchall())
-        return [
-            DeadLetter(
-                message_id=row["message_id"],
-                queue_name=row["queue_name"],
-                message=codec.loads(row["body"]),
-                attempt=row["attempt"],
-                failures=row["failures"],
-                error=row["error"],
-            )
-            for row in rows
-        ]
 
     async def _update(self, delivery: Delivery, statement: str, *values: int) -> bool:
         """Apply ``statement`` to the message only while ``delivery`` is its current claim."""

@@ -8,6 +8,7 @@ from typing import Any
 from worlds_sdk import SPEC_VERSION
 from worlds_sdk.consumer import Backoff, Consumer
 from worlds_sdk.errors import WorldUnavailableError
+from worlds_sdk.inspection import ForwardsInspection
 from worlds_sdk.models import ChunkPage, Enqueued, Run, StreamInfo
 from worlds_sdk.protocols import QueueHandler
 from worlds_sdk.queue_names import check_queue_prefix, workflow_queue
@@ -15,7 +16,8 @@ from worlds_sdk.queue_options import QueueOptions, check_queue_options
 
 from .config import LocalConfig
 from .database import Database
-from .queue import DeadLetter, LocalQueue
+from .inspection import LocalInspection
+from .queue import LocalQueue
 from .records import decode
 from .signals import Notifier
 from .storage import LocalEvents, LocalHooks, LocalRuns, LocalSteps
@@ -25,7 +27,7 @@ RECOVERY_KEY = "recover:{run_id}"
 """Idempotency key of a recovery message, so repeated ``start()`` calls do not pile up (Q-6)."""
 
 
-class LocalWorld:
+class LocalWorld(ForwardsInspection):
     """A World in a directory (``config['path']``, else ``$WORLDS_LOCAL_DIR``, else ``./.worlds``).
 
     Any number of instances, in one process or many, may open the same directory
@@ -45,6 +47,7 @@ class LocalWorld:
         self.hooks = LocalHooks(self._db)
         queued = Notifier()
         self._queue = LocalQueue(self._db, queued)
+        self._inspection = LocalInspection(self._db, queued)
         self._streams = LocalStreams(self._db, Notifier(), self.config.poll_interval)
         self._consumer = Consumer(
             self._queue,
@@ -118,10 +121,6 @@ class LocalWorld:
         self._check_open()
         check_queue_prefix(prefix)
         self._consumer.register(prefix, handler)
-
-    async def dead_letters(self) -> list[DeadLetter]:
-        """Messages that failed ``max_attempts`` times (local extension, for operators and tests)."""
-        return await self._queue.dead_letters()
 
     # -- streams ------------------------------------------------------------
 

@@ -114,6 +114,7 @@ def worlds_register() -> list[WorldBackend]:
                     Capability.DELAYED_DELIVERY,
                     Capability.LIVE_STREAMS,
                     Capability.CRASH_SAFE,
+                    Capability.INSPECTION,
                 }
             ),
             description="Reference World on PostgreSQL: many processes on many hosts share one database.",

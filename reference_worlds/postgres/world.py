@@ -15,6 +15,7 @@ from typing import Any
 from worlds_sdk import SPEC_VERSION
 from worlds_sdk.consumer import Backoff, Consumer
 from worlds_sdk.errors import WorldUnavailableError
+from worlds_sdk.inspection import ForwardsInspection
 from worlds_sdk.models import ChunkPage, Enqueued, StreamInfo
 from worlds_sdk.protocols import QueueHandler
 from worlds_sdk.queue_names import check_queue_prefix, workflow_queue
@@ -22,6 +23,7 @@ from worlds_sdk.queue_options import check_queue_options
 
 from .config import PostgresConfig
 from .database import Database
+from .inspection import PostgresInspection
 from .listener import ALL, Listener, Signals
 from .queries import query
 from .queue import PostgresMessageStore, enqueue
@@ -29,7 +31,7 @@ from .storage import PostgresEvents, PostgresHooks, PostgresRuns, PostgresSteps
 from .streams import PostgresStreams
 
 
-class PostgresWorld:
+class PostgresWorld(ForwardsInspection):
     """A World on one schema of one PostgreSQL database; build it with a config mapping."""
 
     spec_version: int = SPEC_VERSION
@@ -57,6 +59,7 @@ class PostgresWorld:
         self._steps = PostgresSteps(self._db)
         self._events = PostgresEvents(self._db)
         self._hooks = PostgresHooks(self._db)
+        self._inspection = PostgresInspection(self._db)
         self._streams = PostgresStreams(self._db, stream_signals, self._listen, poll_interval=self.config.poll_interval)
         self._closed = False
 

@@ -30,7 +30,7 @@ from worlds_sdk.cli import (
 from worlds_sdk.manifest import parse_manifest
 
 REPO_MANIFEST = Path(__file__).parents[2] / "worlds-manifest.json"
-LOCAL_CAPABILITIES = "crash_safe, delayed_delivery, durable_queue, live_streams, multi_process"
+LOCAL_CAPABILITIES = "crash_safe, delayed_delivery, durable_queue, inspection, live_streams, multi_process"
 
 
 @pytest.fixture(autouse=True)
@@ -142,7 +142,7 @@ def test_list_with_an_invalid_manifest_is_one_error_line(capsys: pytest.CaptureF
         "worlds: error: worlds-manifest.json: invalid manifest, 2 problems "
         "(see 'worlds validate-manifest worlds-manifest.json'); first: $.worlds[0].capabilities[0]: "
         "unknown capability 'x'; known: crash_safe, delayed_delivery, durable_queue, effectively_once_delivery, "
-        "encryption, legacy_spec_1, live_streams, multi_process\n"
+        "encryption, inspection, legacy_spec_1, live_streams, multi_process\n"
     )
 
 
@@ -317,7 +317,20 @@ def test_ctrl_c_is_one_line_and_the_shell_s_code(
 
 
 def test_subcommands_are_registered_in_one_place() -> None:
-    assert list(COMMANDS) == ["list", "validate-manifest", "test", "bench", "migrate", "new", "report", "ci"]
+    assert list(COMMANDS) == [
+        "list",
+        "validate-manifest",
+        "test",
+        "bench",
+        "migrate",
+        "inspect",
+        "doctor",
+        "gc",
+        "metrics",
+        "new",
+        "report",
+        "ci",
+    ]
 
 
 def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,6 +21,7 @@ def test_the_backend_declares_what_the_local_world_really_has() -> None:
         Capability.DELAYED_DELIVERY,
         Capability.LIVE_STREAMS,
         Capability.CRASH_SAFE,
+        Capability.INSPECTION,
     }
     assert Capability.EFFECTIVELY_ONCE_DELIVERY not in backend.capabilities, "at-least-once: duplicates can happen"
 

@@ -70,7 +70,7 @@ def test_a_raising_handler_gets_the_same_message_again_with_attempt_plus_one(
         assert [(m, a, i) for m, a, i, _ in handler.seen] == [
             ({"blob": b"\x00\xff", "n": 1}, a, sent.message_id) for a in (1, 2)
         ]
-        assert await world.dead_letters() == []
+        assert await world.list_dead_letters() == []
 
     with_world(config, body)
 
@@ -91,7 +91,7 @@ def test_reschedule_redelivers_the_same_message_not_before_its_timeout_and_is_no
         assert [a for _, a, _, _ in handler.seen] == [1, 2, 3, 4]
         assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(times))
         assert len({i for _, _, i, _ in handler.seen}) == 1
-        assert await world.dead_letters() == [], "reschedules are not failures, even past max_attempts"
+        assert await world.list_dead_letters() == [], "reschedules are not failures, even past max_attempts"
 
     with_world(config, body, max_attempts=2)
 
@@ -136,7 +136,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_never_dropped(config: dic
         world.register_handler(PREFIX, handler)
         await world.start()
         sent = await world.queue(Q, {"poison": True})
-        dead = await eventually(world.dead_letters, what="the dead letter")
+        dead = await eventually(world.list_dead_letters, what="the dead letter")
         assert [(d.message_id, d.queue_name, d.message, d.attempt, d.failures) for d in dead] == [
             (sent.message_id, Q, {"poison": True}, 3, 3)
         ]

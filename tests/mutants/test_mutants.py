@@ -155,6 +155,25 @@ MUTANTS = [
     Case("event_miss_is_none", "test_ER1_read_misses_are_typed_not_found", "ER-1", "DID NOT RAISE NotFoundError"),
     Case("duplicates_live_chunks", "test_ST1_live_reader_sees_existing_then_new_chunks", "ST-1", "AssertionError"),
     Case("streams_need_the_run", "test_ST2_writing_does_not_need_the_run", "ST-2", "WorkflowRunNotFoundError"),
+    Case(
+        "stats_count_leased_as_ready",
+        "test_OP1_queue_stats_count_ready_delayed_and_leased",
+        "OP-1",
+        "a held message is leased, not ready",
+    ),
+    Case(
+        "quarantine_forgets_the_error",
+        "test_OP2_quarantine_keeps_the_message_and_its_error",
+        "OP-2",
+        "poison: parser crashed",
+    ),
+    Case("requeue_loses_messages", "test_OP3_requeue_delivers_the_dead_letter_again", "OP-3", "requeue of one"),
+    Case(
+        "retention_deletes_live_runs",
+        "test_OP4_retention_deletes_old_terminal_runs_and_never_a_live_one",
+        "OP-4",
+        "not the 3 old terminal ones",
+    ),
 ]
 
 

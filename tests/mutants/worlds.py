@@ -21,6 +21,7 @@ from worlds_sdk.backend import WorldBackend, WorldConfig
 from worlds_sdk.consumer import Delivery, MessageStore
 from worlds_sdk.errors import EventNotFoundError, ValidationError, WorkflowRunNotFoundError, WorkflowWorldError
 from worlds_sdk.events import strip_entity
+from worlds_sdk.inspection import DeadLetter, QueueStats, check_cutoff
 from worlds_sdk.models import (
     TERMINAL_RUN_STATUSES,
     Event,
@@ -518,3 +519,45 @@ takes_empty_idempotency_key_as_none = backend(TakesEmptyIdempotencyKeyAsNone, "m
 messages_for_no_deployment = backend(MessagesForNoDeployment, "mutant-messages-for-no-deployment")
 recovers_for_the_worlds_deployment = backend(RecoversForTheWorldsDeployment, "mutant-recovers-for-worlds-deployment")
 ack_before_handling = _local_mutant()
+
+
+# -- inspection (OP-*) -----------------------------------------------------------------
+
+
+class StatsCountLeasedAsReady(MemoryWorld):
+    """Reports a message under a live lease as ready: an operator sees work waiting that is being done (OP-1)."""
+
+    async def queue_stats(self) -> Sequence[QueueStats]:
+        return [dataclasses.replace(s, ready=s.ready + s.leased, leased=0) for s in await super().queue_stats()]
+
+
+class QuarantineForgetsTheError(MemoryWorld):
+    """Keeps a quarantined message but not the reason it was parked (OP-2)."""
+
+    async def quarantine(self, message_id: str, reason: str) -> DeadLetter:
+        return await super().quarantine(message_id, "")
+
+
+class RequeueLosesMessages(MemoryWorld):
+    """Drops the dead letters it is asked to requeue instead of making them live again (OP-3)."""
+
+    async def requeue(self, message_ids: Sequence[str] | None = None) -> int:
+        chosen = [m for m in self.state.dead if message_ids is None or m.message_id in message_ids]
+        for m in chosen:
+            self.state.dead.remove(m)
+        return len(chosen)
+
+
+class RetentionDeletesLiveRuns(MemoryWorld):
+    """Chooses runs for retention by creation time, whatever their status: live runs go too (OP-4)."""
+
+    def _expired_runs(self, completed_before: datetime) -> list[str]:
+        check_cutoff(completed_before)
+        runs = sorted(self.state.runs.values(), key=lambda p: p[0])
+        return [run.run_id for _, run in runs if run.created_at < completed_before]
+
+
+stats_count_leased_as_ready = backend(StatsCountLeasedAsReady, "mutant-stats-count-leased-as-ready")
+quarantine_forgets_the_error = backend(QuarantineForgetsTheError, "mutant-quarantine-forgets-the-error")
+requeue_loses_messages = backend(RequeueLosesMessages, "mutant-requeue-loses-messages")
+retention_deletes_live_runs = backend(RetentionDeletesLiveRuns, "mutant-retention-deletes-live-runs")

@@ -27,6 +27,7 @@ def test_backend_is_discovered_with_its_capabilities() -> None:
         Capability.DELAYED_DELIVERY,
         Capability.LIVE_STREAMS,
         Capability.CRASH_SAFE,
+        Capability.INSPECTION,
     }
     world = backend.factory({"url": "postgresql://nowhere/db"})
     assert isinstance(world, World) and isinstance(world, BatchStreamer)

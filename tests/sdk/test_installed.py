@@ -39,7 +39,7 @@ def test_every_mismatch_is_named_at_its_field() -> None:
     assert problems(entry) == [
         "$.worlds[0].specVersions: the manifest lists spec versions [2, 3], the installed World 'local' declares [3]",
         "$.worlds[0].capabilities: the manifest lists capabilities [durable_queue], the installed World 'local' "
-        "declares [crash_safe, delayed_delivery, durable_queue, live_streams, multi_process]",
+        "declares [crash_safe, delayed_delivery, durable_queue, inspection, live_streams, multi_process]",
         "$.worlds[0].pypi: World 'local' is installed from 'worlds-sdk', not 'worlds-other'",
     ]
 
@@ -56,7 +56,10 @@ def test_an_entry_point_that_is_not_installed_or_is_another_world_is_a_problem()
 
 def test_a_module_attr_entry_point_is_resolved_and_compared() -> None:
     entry = local_entry(
-        id="memory", entryPoint="worlds_sdk.memory:memory", specVersions=[3], capabilities=["delayed_delivery"]
+        id="memory",
+        entryPoint="worlds_sdk.memory:memory",
+        specVersions=[3],
+        capabilities=["delayed_delivery", "inspection"],
     )
     assert problems(entry) == []
 

@@ -87,7 +87,7 @@ def test_repo_manifest_is_valid_and_lists_the_reference_worlds() -> None:
     assert manifest.ids == ("local", "postgres")
     local, postgres = manifest.worlds
     assert (local.type, local.package, local.entry_point, local.services) == ("official", "worlds-sdk", "local", ())
-    expected = {"multi_process", "durable_queue", "delayed_delivery", "live_streams", "crash_safe"}
+    expected = {"multi_process", "durable_queue", "delayed_delivery", "live_streams", "crash_safe", "inspection"}
     assert local.capabilities == postgres.capabilities == {Capability(name) for name in expected}
     assert postgres.entry_point == "postgres"
     assert "WORLDS_POSTGRES_URL" in postgres.env

@@ -104,3 +104,84 @@ ORDER BY c.idx;
 
 -- name: streams_of_run
 SELECT name FROM streams WHERE run_id = %(run_id)s ORDER BY created_at, name;
+
+-- Inspection (capability inspection, OP-1 to OP-4) -------------------------------
+
+-- One snapshot: live messages by state at one instant, and the dead letters.
+-- name: queue_stats
+SELECT queue_name,
+       sum(ready)::integer AS ready, sum(leased)::integer AS leased, sum(delayed)::integer AS delayed,
+       max(ready_age) AS oldest_ready_seconds, coalesce(max(failures), 0) AS max_failures,
+       sum(dead)::integer AS dead_letters,
+       (array_agg(error ORDER BY dead_at DESC NULLS LAST, message_id DESC))[1] AS last_error
+FROM (
+    SELECT m.queue_name, m.message_id,
+           (m.visible_at <= t.now)::integer AS ready,
+           (m.visible_at > t.now AND m.claim_id IS NOT NULL)::integer AS leased,
+           (m.visible_at > t.now AND m.claim_id IS NULL)::integer AS delayed,
+           CASE WHEN m.visible_at <= t.now THEN extract(epoch FROM t.now - m.visible_at)::double precision END
+               AS ready_age,
+           m.failures, 0 AS dead, NULL::timestamptz AS dead_at, NULL::text AS error
+    FROM messages AS m, (SELECT clock_timestamp() AS now) AS t
+    UNION ALL
+    SELECT queue_name, message_id, 0, 0, 0, NULL, NULL, 1, dead_at, coalesce(last_error, '') FROM dead_letters
+) AS x
+GROUP BY queue_name
+ORDER BY queue_name COLLATE "C";
+
+-- name: dead_letters
+SELECT * FROM dead_letters ORDER BY dead_at, message_id LIMIT %(limit)s;
+
+-- name: quarantine
+WITH gone AS (
+    DELETE FROM messages WHERE message_id = %(message_id)s RETURNING *
+)
+INSERT INTO dead_letters (message_id, queue_name, body, headers, deployment_id, idempotency_key, attempt,
+                          failures, last_error, created_at, dead_at)
+SELECT message_id, queue_name, body, headers, deployment_id, idempotency_key, attempt,
+       failures, %(error)s, created_at, clock_timestamp()
+FROM gone
+RETURNING *;
+
+-- Back to ready, same id; failures start again and the idempotency key is dropped
+-- (it deduplicated the original enqueue; a requeue is an operator's explicit replay).
+-- name: requeue
+WITH back AS (
+    DELETE FROM dead_letters WHERE %(all)s OR message_id = ANY(%(ids)s) RETURNING *
+), moved AS (
+    INSERT INTO messages (message_id, queue_name, body, headers, deployment_id, attempt, visible_at, created_at)
+    SELECT message_id, queue_name, body, headers, deployment_id, attempt, clock_timestamp(), clock_timestamp()
+    FROM back
+    RETURNING message_id
+)
+SELECT (SELECT count(*) FROM moved)::integer AS requeued, pg_notify(current_schema() || '.queue', '')::text AS hint;
+
+-- name: count_expired_runs
+SELECT count(*)::integer AS expired FROM runs
+WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < %(cutoff)s;
+
+-- One statement, so a batch goes whole or not at all; a live run is never chosen,
+-- and a run another transaction holds (an event being appended) is left for later.
+-- name: delete_expired_runs
+WITH doomed AS (
+    SELECT run_id FROM runs
+    WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < %(cutoff)s
+    ORDER BY completed_at, run_id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), e AS (
+    DELETE FROM events WHERE run_id IN (SELECT run_id FROM doomed)
+), s AS (
+    DELETE FROM steps WHERE run_id IN (SELECT run_id FROM doomed)
+), h AS (
+    DELETE FROM hooks WHERE run_id IN (SELECT run_id FROM doomed)
+), w AS (
+    DELETE FROM waits WHERE run_id IN (SELECT run_id FROM doomed)
+), c AS (
+    DELETE FROM stream_chunks WHERE name IN (SELECT name FROM streams WHERE run_id IN (SELECT run_id FROM doomed))
+), st AS (
+    DELETE FROM streams WHERE run_id IN (SELECT run_id FROM doomed)
+), r AS (
+    DELETE FROM runs WHERE run_id IN (SELECT run_id FROM doomed) RETURNING run_id
+)
+SELECT count(*)::integer AS deleted FROM r;
