@@ -160,7 +160,7 @@ def test_a_handler_that_never_returns_times_out_as_a_failure_and_is_dead_lettere
         world.register_handler(PREFIX, hang)
         await world.start()
         sent = await world.queue(Q, {"hung": True})
-        dead = await eventually(world.dead_letters, what="the dead letter")
+        dead = await eventually(world.list_dead_letters, what="the dead letter")
         assert [(d.message_id, d.attempt, d.failures) for d in dead] == [(sent.message_id, 2, 2)]
         assert "the handler did not finish within 0.3 s" in dead[0].error
         assert attempts == [1, 2]
