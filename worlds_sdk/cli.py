@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import SPEC_VERSION, __version__
-from .discovery import Discovered, DiscoveryError, InstalledWorld, WorldNotFoundError, discover, resolve_world
+from .discovery import (
+    Discovered,
+    DiscoveryError,
+    InstalledWorld,
+    WorldNotFoundError,
+    discover,
+    npm_reference,
+    resolve_world,
+)
 from .errors import WorkflowWorldError
 from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest
 
@@ -141,6 +149,9 @@ def _rows(manifest: Manifest, discovered: Discovered) -> tuple[list[dict[str, An
     rows: list[dict[str, Any]] = []
     warnings = [str(plugin) for plugin in discovered.broken]
     for entry in manifest.worlds:
+        if entry.runtime == "node":  # installed into the bridge's cache on first use
+            rows.append(_row(entry.id, "pinned" if entry.version else "unpinned", entry, None))
+            continue
         installed = discovered.get(entry.id)
         status = "installed"
         try:
@@ -154,7 +165,9 @@ def _rows(manifest: Manifest, discovered: Discovered) -> tuple[list[dict[str, An
         if installed is not None:
             warnings.extend(_disagreements(entry, installed))
     rows.extend(
-        _row(w.backend.id, "installed", None, w) for w in discovered.worlds if manifest.get(w.backend.id) is None
+        _row(w.backend.id, "installed", None, w)
+        for w in discovered.worlds
+        if not any(entry.id == w.backend.id and entry.runtime == "python" for entry in manifest.worlds)
     )
     return rows, list(dict.fromkeys(warnings))
 
@@ -169,6 +182,7 @@ def _row(world_id: str, status: str, entry: ManifestEntry | None, installed: Ins
         "name": entry.name if entry is not None else None,
         "description": entry.description if entry is not None else claims.description,
         "inManifest": entry is not None,
+        "runtime": entry.runtime if entry is not None else "python",
         "plugin": installed.plugin if installed is not None else None,
         "distribution": installed.distribution if installed is not None else entry.pypi if entry is not None else None,
         "specVersions": sorted(claims.spec_versions),
@@ -195,11 +209,12 @@ def _names(values: Iterable[object]) -> str:
 
 
 def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
-    header = ("ID", "STATUS", "SPEC", "CAPABILITIES", "SOURCE")
+    header = ("ID", "STATUS", "RUNTIME", "SPEC", "CAPABILITIES", "SOURCE")
     lines = [header] + [
         (
             row["id"],
             row["status"],
+            row["runtime"],
             ",".join(str(v) for v in row["specVersions"]),
             ", ".join(row["capabilities"]) or "-",
             _source(row),
@@ -271,7 +286,11 @@ def pytest_arguments(world: str, extra: Sequence[str], *, manifest: Manifest | N
     autoload it from its ``pytest11`` entry point: loading it twice is an error.
     """
     entry = manifest.get(world) if manifest is not None else None
-    reference = entry.entry_point if entry is not None and ":" in entry.entry_point else world
+    reference = world
+    if entry is not None and entry.entry_point is None:
+        reference = npm_reference(entry)
+    elif entry is not None and entry.entry_point is not None and ":" in entry.entry_point:
+        reference = entry.entry_point
     autoload_off = bool(os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")) or "--disable-plugin-autoload" in extra
     plugin = ["-p", "conformance.plugin"] if autoload_off else []
     return [f"--world={reference}", *plugin, *extra]

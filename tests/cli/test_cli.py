@@ -16,7 +16,7 @@ import pytest
 
 from worlds_sdk import SPEC_VERSION, __version__
 from worlds_sdk.cli import COMMANDS, main, pytest_arguments
-from worlds_sdk.manifest import parse_manifest
+from worlds_sdk.manifest import PYTHON_FIELDS, parse_manifest
 
 REPO_MANIFEST = Path(__file__).parents[2] / "worlds-manifest.json"
 LOCAL_CAPABILITIES = "crash_safe, delayed_delivery, durable_queue, live_streams, multi_process"
@@ -75,9 +75,9 @@ def test_list_shows_the_installed_local_world_from_its_plugin(capsys: pytest.Cap
 
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["ID", "STATUS", "SPEC", "CAPABILITIES", "SOURCE"]
+    assert header.split() == ["ID", "STATUS", "RUNTIME", "SPEC", "CAPABILITIES", "SOURCE"]
     (local,) = [row for row in rows if row.startswith("local ")]
-    assert local.split()[:3] == ["local", "installed", "3"]
+    assert local.split()[:4] == ["local", "installed", "python", "3"]
     assert LOCAL_CAPABILITIES in local
     assert "plugin local (worlds-sdk)" in local
 
@@ -97,12 +97,26 @@ def test_list_merges_the_manifest_with_installed_plugins(capsys: pytest.CaptureF
         "name": "Local",
         "description": local_entry()["description"],
         "inManifest": True,
+        "runtime": "python",
         "plugin": "local",
         "distribution": "worlds-sdk",
         "specVersions": [3],
         "capabilities": LOCAL_CAPABILITIES.split(", "),
     }
     assert (rows["ghost"]["status"], rows["ghost"]["plugin"]) == ("not installed", None)
+
+
+def test_list_shows_npm_worlds_of_another_manifest_with_their_runtime(
+    capsys: pytest.CaptureFixture[str], elsewhere: Path
+) -> None:
+    npm = {key: value for key, value in local_entry(id="npm-local").items() if key not in PYTHON_FIELDS}
+    manifest = write_manifest(elsewhere, local_entry(), npm | {"package": "@workflow/world-local", "version": "4.4.1"})
+
+    code, out, _ = run(capsys, "list", "--json", "--manifest", str(manifest))
+
+    assert code == 0
+    rows = {row["id"]: row for row in json.loads(out)["worlds"]}
+    assert (rows["local"]["runtime"], rows["npm-local"]["runtime"]) == ("python", "node")
 
 
 def test_list_warns_when_the_manifest_and_the_plugin_disagree(
