@@ -33,6 +33,7 @@ from worlds_sdk.models import (
 
 T = TypeVar("T")
 
+SPEC_VERSION_LEGACY = 1
 _PAYLOADS = frozenset({"input", "output", "metadata"})
 _CAMEL = re.compile(r"_([a-z0-9])")
 _SNAKE = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -86,6 +87,9 @@ def record(cls: type[T], data: Mapping[str, Any]) -> T:
     kept = {key: value for key, value in values.items() if key in known and value is not None}
     for payload in _PAYLOADS & known:  # absent payload = None (resolve_data="none" leaves them out)
         kept.setdefault(payload, None)
+    if "spec_version" in known:
+        # Optional in upstream's schemas; upstream reads an absent one as SPEC_VERSION_LEGACY (1).
+        kept.setdefault("spec_version", SPEC_VERSION_LEGACY)
     if "error" in kept and isinstance(kept["error"], Mapping):
         kept["error"] = _structured_error(kept["error"])
     if "event_data" in kept:

@@ -61,6 +61,9 @@ _BY_NAME: Mapping[str, type[errors.WorkflowWorldError]] = {
 }
 """Upstream's error classes (``@workflow/errors``) by ``name``, as the runtime matches them."""
 
+_BASE_NAMES = frozenset({"WorkflowWorldError", "WorkflowAPIError"})
+"""Upstream's base class of World errors (``WorkflowAPIError`` before 4.x): ours is ``WorkflowWorldError``."""
+
 _BY_STATUS: Mapping[int, type[errors.WorkflowWorldError]] = {
     400: errors.ValidationError,
     409: errors.EntityConflictError,
@@ -94,8 +97,8 @@ def translate(error: Mapping[str, Any], not_found: NotFound, stderr_tail: Callab
     cls = _BY_NAME.get(name)
     if cls is None and isinstance(status, int):
         cls = not_found if status == 404 else _BY_STATUS.get(status)
-        if cls is None and name == "WorkflowWorldError":
-            cls = errors.WorkflowWorldError
+    if cls is None and name in _BASE_NAMES:
+        cls = errors.WorkflowWorldError  # the contract's base error: a typed answer that says no more
     if cls is None:
         return JSWorldError(name, message, error.get("stack"), stderr_tail())
     translated = cls(message)

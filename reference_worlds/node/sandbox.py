@@ -93,7 +93,7 @@ def setup_command(spec: NpmWorldSpec, install_dir: Path) -> list[str] | None:
     words = shlex.split(setup)
     package_dir = install_dir / "node_modules" / spec.package
     if words[0].startswith("./packages/"):
-        inside = Path(*Path(words[0]).parts[3:])  # drop ./packages/<dir>
+        inside = Path(*Path(words[0]).parts[2:])  # drop ./packages/<dir> (Path drops the ".")
         return [find_node(), str(package_dir / inside), *words[1:]]
     if words[:2] == ["pnpm", "exec"] or words[:1] == ["npx"]:
         rest = words[2:] if words[0] == "pnpm" else words[1:]

@@ -8,6 +8,7 @@
 //
 // argv: [node, shim.mjs, <install dir>, <package name>, <factory export or "">]
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -98,18 +99,38 @@ async function loadWorld() {
 const pendingDeliveries = new Map();
 let deliverySeq = 0;
 const httpHandlers = new Map(); // prefix -> (Request) => Promise<Response>
+// The World's queue handler passes only attempt/queueName/messageId to the handler; the
+// headers a producer set travel on the delivery request, so keep them for the handler here.
+const deliveryHeaders = new AsyncLocalStorage();
+
+function withHeaders(handler) {
+  return (request) => {
+    const headers = {};
+    for (const [key, value] of request.headers.entries()) {
+      if (key !== 'content-type' && key !== 'content-length' && !key.startsWith('x-vqs-')) headers[key] = value;
+    }
+    return deliveryHeaders.run(headers, () => handler(request));
+  };
+}
 
 function pythonHandler(prefix) {
   return (message, meta) =>
     new Promise((resolve, reject) => {
       const id = ++deliverySeq;
       pendingDeliveries.set(id, { resolve, reject });
-      const inner = message !== null && typeof message === 'object' && ENVELOPE in message ? message[ENVELOPE] : message;
+      const wrapped = message !== null && typeof message === 'object' && ENVELOPE in message;
       send({
         deliver: id,
         prefix,
-        message: toWire(inner),
-        meta: { messageId: meta.messageId, queueName: meta.queueName, attempt: meta.attempt, requestId: meta.requestId ?? null },
+        // A message of the World's own (a run re-enqueued by start()) is upstream's payload, not ours.
+        own: !wrapped,
+        message: toWire(wrapped ? message[ENVELOPE] : message),
+        meta: {
+          messageId: meta.messageId,
+          queueName: meta.queueName,
+          attempt: meta.attempt,
+          headers: deliveryHeaders.getStore() ?? {},
+        },
       });
     });
 }
@@ -206,7 +227,7 @@ const special = {
     return null;
   },
   async register(prefix) {
-    const handler = world.createQueueHandler(prefix, pythonHandler(prefix));
+    const handler = withHeaders(world.createQueueHandler(prefix, pythonHandler(prefix)));
     if (typeof world.registerHandler === 'function') world.registerHandler(prefix, handler);
     httpHandlers.set(prefix, handler);
     return null;

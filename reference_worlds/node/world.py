@@ -207,9 +207,17 @@ class NodeWorld:
         try:
             if handler is None:
                 raise LookupError(f"no handler for {notification['prefix']}")
+            message = codec.from_wire(notification["message"])
+            if notification.get("own") and isinstance(message, dict):
+                message = convert.snake_keys(message)  # upstream's payload ({runId}) in our names ({run_id})
             answer = await handler(
-                codec.from_wire(notification["message"]),
-                MessageMeta(message_id=meta["messageId"], queue_name=meta["queueName"], attempt=int(meta["attempt"])),
+                message,
+                MessageMeta(
+                    message_id=meta["messageId"],
+                    queue_name=meta["queueName"],
+                    attempt=int(meta["attempt"]),
+                    headers=dict(meta.get("headers") or {}),
+                ),
             )
             outcome = {"timeoutSeconds": answer.timeout_seconds} if isinstance(answer, Reschedule) else {"ack": True}
         except Exception as exc:
