@@ -159,9 +159,11 @@ async function startHttpServer() {
       res.end(JSON.stringify({ error: `no handler registered for ${queueName}` }));
       return;
     }
+    // Headers the HTTP transport added, not the World: the handler sees what a direct call would.
+    const transport = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'accept-encoding']);
     const request = new Request(`http://127.0.0.1${req.url}`, {
       method: req.method,
-      headers: Object.entries(req.headers).filter(([, v]) => typeof v === 'string'),
+      headers: Object.entries(req.headers).filter(([k, v]) => typeof v === 'string' && !transport.has(k)),
       body: Buffer.concat(chunks),
     });
     try {
