@@ -298,7 +298,12 @@ def pytest_arguments(world: str, extra: Sequence[str], *, manifest: Manifest | N
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     _manifest_option(parser)
-    parser.add_argument("world", metavar="WORLD", help="a manifest or plugin id, a distribution, or module:attr")
+    parser.add_argument(
+        "world",
+        metavar="WORLD",
+        nargs="+",
+        help="a manifest or plugin id, a distribution, module:attr, or npm:<package>@<version>; several make one table",
+    )
     parser.add_argument("--world-config", default="", help="the World's settings as a JSON object")
     parser.add_argument("--events", type=int, default=1000, help="events.create calls per run (default 1000)")
     parser.add_argument("--messages", type=int, default=1000, help="queue messages per run (default 1000)")
@@ -314,25 +319,33 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    backend = resolve_world(args.world, manifest=_manifest(args))
+    manifest = _manifest(args)
+    backends = [resolve_world(world, manifest=manifest) for world in args.world]
     try:
         settings = json.loads(args.world_config) if args.world_config else {}
         writers = [int(w) for w in args.writers.split(",") if w]
     except ValueError as exc:
         raise CommandError(f"bad --world-config or --writers: {exc}") from None
-    result = bench.run(
-        backend,
-        settings,
-        events=args.events,
-        messages=args.messages,
-        latency_samples=args.latency_samples,
-        writers=writers,
-        repeats=args.repeats,
-    )
+    results = []
+    for world, backend in zip(args.world, backends, strict=True):
+        result = bench.run(
+            backend,
+            settings,
+            events=args.events,
+            messages=args.messages,
+            latency_samples=args.latency_samples,
+            writers=writers,
+            repeats=args.repeats,
+        )
+        # Labelled as named on the command line: upstream's local World and ours share the id "local".
+        results.append(dataclasses.replace(result, world=world) if len(backends) > 1 else result)
     if args.json:
-        print(json.dumps(dataclasses.asdict(result), indent=2))
+        data = [dataclasses.asdict(result) for result in results]
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2))
+    elif len(results) == 1:
+        print("\n".join(results[0].lines()))
     else:
-        print("\n".join(result.lines()))
+        print("\n".join(bench.table(results)))
     return 0
 
 

@@ -7,6 +7,7 @@ These tests use the environment's real plugins: the local World is installed
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -270,6 +271,20 @@ def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[st
     result = json.loads(out)
     assert result["world"] == "local" and result["events_per_second"]["1"] > 0
     assert result["messages_per_second"] > 0 and result["latency_p99_ms"] >= result["latency_p50_ms"] > 0
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="npm Worlds need node")
+def test_bench_prints_ours_and_an_npm_world_in_one_table_with_the_bridge_overhead(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["bench", "local", "npm:@workflow/world-local@4.4.1", "--events", "10", "--messages", "10"]
+    code, out, _ = run(capsys, *argv, "--latency-samples", "5", "--writers", "1", "--repeats", "1")
+
+    assert code == 0
+    header, ours, theirs = out.splitlines()
+    assert header.split()[-3:] == ["bridge", "rtt", "ms"]
+    assert ours.startswith("local ") and ours.endswith("- (in-process)")
+    assert theirs.startswith("npm:@workflow/world-local@4.4.1 ") and float(theirs.split()[-1]) > 0
 
 
 def test_bench_rejects_bad_writers(capsys: pytest.CaptureFixture[str]) -> None:
