@@ -242,3 +242,16 @@ def test_the_suite_fails_a_deliberately_broken_js_world_on_the_expected_rule(tmp
         runner.close()
     assert broken_report["rules"]["PL-1"]["status"] == "fail", broken_report
     assert sound_report["rules"]["PL-1"]["status"] == "pass", sound_report
+
+
+def test_the_golden_check_reports_every_changed_verdict() -> None:
+    from .golden import differences
+
+    golden = {"npm:a@1.0.0": {"EV-1": "fail", "Q-1": "pass"}}
+    assert differences(golden, {"npm:a@1.0.0": {"EV-1": "fail", "Q-1": "pass"}}) == []
+    assert differences(golden, {"npm:a@1.0.0": {"EV-1": "pass", "ST-1": "fail"}}) == [
+        "npm:a@1.0.0 EV-1: golden fail, now pass",
+        "npm:a@1.0.0 Q-1: golden pass, now absent",
+        "npm:a@1.0.0 ST-1: golden absent, now fail",
+    ]
+    assert differences(golden, {"npm:b@1.0.0": {}}) == ["npm:b@1.0.0: no golden verdicts recorded"]
