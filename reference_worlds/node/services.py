@@ -10,8 +10,10 @@ while the sandbox opens: the World was not judged, it did not fail.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -34,20 +36,41 @@ class RunningService(Protocol):
 
 
 class _Postgres:
+    """Databases copied from the template; the next one is made in the background while a test runs.
+
+    A copy takes about 0.4 s here and the suite opens a few hundred instances, so
+    making it ahead of time takes most of that off the suite's wall time. The
+    copy is untouched until handed out, so it is as fresh as one made on demand.
+    """
+
     schemes: tuple[str, ...] = ("postgres", "postgresql")
 
     def __init__(self, url: str, template: str) -> None:
         self.url = url
         self.template = template
+        self._maker = ThreadPoolExecutor(1, thread_name_prefix="npm-world-db")
+        self._next: Future[str] | None = None
+
+    def _create(self) -> str:
+        name = f"w_{secrets.token_hex(6)}"
+        _execute(self.url, f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return name
 
     @contextmanager
     def database(self) -> Iterator[str]:
-        name = f"w_{secrets.token_hex(6)}"
-        _execute(self.url, f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        name = self._next.result() if self._next is not None else self._create()
+        self._next = self._maker.submit(self._create)
         try:
             yield with_database(self.url, name)
         finally:
             _drop(self.url, name)
+
+    def close(self) -> None:
+        """Drop the database made ahead and not used."""
+        if self._next is not None:
+            with contextlib.suppress(Exception):
+                _drop(self.url, self._next.result())
+        self._maker.shutdown()
 
 
 def with_database(url: str, name: str) -> str:
@@ -85,10 +108,12 @@ def postgres_service(prepare: PrepareTemplate) -> Iterator[RunningService]:
     with postgres_server() as server:
         template = f"tmpl_{secrets.token_hex(6)}"
         _execute(server.url, f'CREATE DATABASE "{template}"')
+        service = _Postgres(server.url, template)
         try:
             prepare(with_database(server.url, template))
-            yield _Postgres(server.url, template)
+            yield service
         finally:
+            service.close()
             _drop(server.url, template)
 
 
