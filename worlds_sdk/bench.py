@@ -106,8 +106,10 @@ async def events_rate(world: World, count: int, writers: int) -> float:
         created = await world.events.create(None, _run_created())
         assert created.run is not None
         for i in range(n):
+            # Step ids unique across runs too: world-postgres 4.3.7 keys steps by step id alone (docs/verdicts.md).
+            step_id = f"{created.run.run_id}-s{i}"
             request = EventRequest(
-                event_type="step_created", correlation_id=f"s{i}", event_data={"step_name": "s", "input": b"\x00x"}
+                event_type="step_created", correlation_id=step_id, event_data={"step_name": "s", "input": b"\x00x"}
             )
             await world.events.create(created.run.run_id, request)
 
