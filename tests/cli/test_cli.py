@@ -155,6 +155,13 @@ def test_validate_manifest_accepts_the_repo_manifest(capsys: pytest.CaptureFixtu
     assert out == f"{REPO_MANIFEST}: valid (2 Worlds: local, postgres)\n"
 
 
+def test_validate_manifest_accepts_upstreams_manifest_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
+    upstream = REPO_MANIFEST.parent / "reference_worlds" / "node" / "upstream-worlds-manifest.json"
+    code, out, err = run(capsys, "validate-manifest", str(upstream))
+    assert (code, err) == (0, "")
+    assert "valid (16 Worlds: local, postgres, vercel, turso," in out
+
+
 def test_validate_manifest_prints_every_problem_and_fails(capsys: pytest.CaptureFixture[str], elsewhere: Path) -> None:
     nameless = local_entry(id="nameless")
     del nameless["id"]
