@@ -255,3 +255,8 @@ def test_the_golden_check_reports_every_changed_verdict() -> None:
         "npm:a@1.0.0 ST-1: golden absent, now fail",
     ]
     assert differences(golden, {"npm:b@1.0.0": {}}) == ["npm:b@1.0.0: no golden verdicts recorded"]
+    racy: dict[str, dict[str, str | list[str]]] = {"npm:a@1.0.0": {"EV-1": ["fail", "partial"]}}
+    assert differences(racy, {"npm:a@1.0.0": {"EV-1": "partial"}}) == []
+    assert differences(racy, {"npm:a@1.0.0": {"EV-1": "pass"}}) == [
+        "npm:a@1.0.0 EV-1: golden fail or partial, now pass"
+    ]
