@@ -79,8 +79,3 @@ def npm_backend(reference: str) -> WorldBackend:
 @hookimpl
 def worlds_resolve(reference: str) -> WorldBackend | None:
     return npm_backend(reference) if reference.startswith(SCHEME) else None
-
-
-@hookimpl
-def worlds_register() -> list[WorldBackend]:
-    return []

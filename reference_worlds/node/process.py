@@ -17,7 +17,7 @@ import itertools
 import json
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,14 +154,13 @@ class NodeProcess:
         self._pending.clear()
         self._on_exit(self._died)
 
-    async def close(self, closing: Sequence[str] = ("bridge.close",)) -> None:
+    async def close(self) -> None:
         """Ask the World to close, end stdin, and make sure the process is gone."""
         if self._proc is None:
             return
         try:
             if self._died is None:
-                for method in closing:
-                    await asyncio.wait_for(self.call(method), STOP_TIMEOUT)
+                await asyncio.wait_for(self.call("bridge.close"), STOP_TIMEOUT)
         finally:
             if self._proc.stdin is not None and not self._proc.stdin.is_closing():
                 self._proc.stdin.close()
