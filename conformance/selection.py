@@ -33,6 +33,8 @@ class SelectedWorld:
         name = self.backend.distribution
         if not name:
             return "unknown"
+        if name.startswith("npm:"):  # npm:<package>@<exact version>, resolved by the Node bridge
+            return name.rpartition("@")[2]
         try:
             return version(name)
         except PackageNotFoundError:

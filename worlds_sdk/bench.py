@@ -10,7 +10,14 @@ Measured:
   run, each call awaited before the next): sequential when ``writers == 1``;
 - queue messages per second, from the first enqueue until the last message is
   handled (the World's own consumer, a handler that only records);
-- enqueue→handler latency p50/p99 over messages sent one at a time (no backlog).
+- enqueue→handler latency p50/p99 over messages sent one at a time (no backlog);
+- for a World reached through a bridge (one with an async ``ping()``, such as
+  the Node bridge's ``NodeWorld``), the median no-op round trip: the part of
+  every figure that is the bridge, not the World, printed beside them so that
+  a comparison with in-process Worlds stays honest.
+
+Several Worlds in one command are measured one after the other in one run and
+printed as one table (:func:`table`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .backend import WorldBackend, WorldConfig
 from .models import EventRequest, MessageMeta
@@ -38,6 +45,8 @@ class BenchResult:
     messages_per_second: float
     latency_p50_ms: float
     latency_p99_ms: float
+    round_trip_p50_ms: float | None = None
+    """Median no-op round trip through the World's bridge; ``None`` for an in-process World."""
 
     def lines(self) -> list[str]:
         out = [f"world {self.world}: median of {self.repeats} runs"]
@@ -45,7 +54,51 @@ class BenchResult:
             out.append(f"  events.create/s, {writers} writer(s): {rate:,.0f}")
         out.append(f"  queue messages/s (enqueue to handled): {self.messages_per_second:,.0f}")
         out.append(f"  enqueue->handler latency: p50 {self.latency_p50_ms:.2f} ms, p99 {self.latency_p99_ms:.2f} ms")
+        if self.round_trip_p50_ms is not None:
+            out.append(f"  bridge overhead, no-op round trip: p50 {self.round_trip_p50_ms:.3f} ms")
         return out
+
+
+def table(results: Sequence[BenchResult]) -> list[str]:
+    """Several Worlds side by side, one row each; the bridge column is the overhead inside their figures."""
+    writers = sorted({w for r in results for w in r.events_per_second})
+    header = ["world", *(f"events/s x{w}" for w in writers), "msgs/s", "p50 ms", "p99 ms", "bridge rtt ms"]
+    rows = [
+        [
+            r.world,
+            *(f"{r.events_per_second[w]:,.0f}" if w in r.events_per_second else "-" for w in writers),
+            f"{r.messages_per_second:,.0f}",
+            f"{r.latency_p50_ms:.2f}",
+            f"{r.latency_p99_ms:.2f}",
+            f"{r.round_trip_p50_ms:.3f}" if r.round_trip_p50_ms is not None else "- (in-process)",
+        ]
+        for r in results
+    ]
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *rows]
+    ]
+
+
+@runtime_checkable
+class _Bridged(Protocol):
+    """A World behind a bridge, with a round trip that does no work (``NodeWorld.ping``)."""
+
+    async def ping(self) -> None: ...
+
+
+async def round_trips(world: World, samples: int) -> list[float] | None:
+    """Milliseconds per no-op round trip, or ``None`` if the World has no bridge to measure."""
+    if not isinstance(world, _Bridged):
+        return None
+    await world.ping()  # the first call starts the bridge
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await world.ping()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
 
 
 async def events_rate(world: World, count: int, writers: int) -> float:
@@ -53,8 +106,10 @@ async def events_rate(world: World, count: int, writers: int) -> float:
         created = await world.events.create(None, _run_created())
         assert created.run is not None
         for i in range(n):
+            # Step ids unique across runs too: world-postgres 4.3.7 keys steps by step id alone (docs/verdicts.md).
+            step_id = f"{created.run.run_id}-s{i}"
             request = EventRequest(
-                event_type="step_created", correlation_id=f"s{i}", event_data={"step_name": "s", "input": b"\x00x"}
+                event_type="step_created", correlation_id=step_id, event_data={"step_name": "s", "input": b"\x00x"}
             )
             await world.events.create(created.run.run_id, request)
 
@@ -119,6 +174,7 @@ def run(
     queue_rates: list[float] = []
     p50s: list[float] = []
     p99s: list[float] = []
+    trips: list[float] = []
     with backend.sandbox(settings) as sandbox:
         for _ in range(repeats):
             for w in writers:
@@ -135,6 +191,10 @@ def run(
             queue_rates.append(rate)
             p50s.append(_percentile(latencies, 0.50))
             p99s.append(_percentile(latencies, 0.99))
+            with sandbox.instance() as config:
+                measured = asyncio.run(_with_world(backend, config, partial(round_trips, samples=latency_samples)))
+            if measured is not None:
+                trips.append(_percentile(measured, 0.50))
     return BenchResult(
         world=backend.id,
         repeats=repeats,
@@ -142,6 +202,7 @@ def run(
         messages_per_second=statistics.median(queue_rates),
         latency_p50_ms=statistics.median(p50s),
         latency_p99_ms=statistics.median(p99s),
+        round_trip_p50_ms=statistics.median(trips) if trips else None,
     )
 
 

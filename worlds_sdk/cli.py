@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import SPEC_VERSION, __version__
-from .discovery import Discovered, DiscoveryError, InstalledWorld, WorldNotFoundError, discover, resolve_world
+from .discovery import (
+    Discovered,
+    DiscoveryError,
+    InstalledWorld,
+    WorldNotFoundError,
+    discover,
+    npm_reference,
+    resolve_world,
+)
 from .errors import ValidationError, WorkflowWorldError
 from .installed import InstalledCheck, check_installed
 from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest
@@ -171,6 +179,9 @@ def _rows(manifest: Manifest, discovered: Discovered) -> tuple[list[dict[str, An
     rows: list[dict[str, Any]] = []
     warnings = [str(plugin) for plugin in discovered.broken]
     for entry in manifest.worlds:
+        if entry.runtime == "node":  # installed into the bridge's cache on first use
+            rows.append(_row(entry.id, "pinned" if entry.version else "unpinned", entry, None))
+            continue
         installed = discovered.get(entry.id)
         status = "installed"
         try:
@@ -186,7 +197,7 @@ def _rows(manifest: Manifest, discovered: Discovered) -> tuple[list[dict[str, An
     rows.extend(
         _row(w.backend.id, "not installed" if w.install else "installed", None, w)
         for w in discovered.worlds
-        if manifest.get(w.backend.id) is None
+        if not any(entry.id == w.backend.id and entry.runtime == "python" for entry in manifest.worlds)
     )
     return rows, list(dict.fromkeys(warnings))
 
@@ -210,6 +221,7 @@ def _row(world_id: str, status: str, entry: ManifestEntry | None, installed: Ins
         "name": entry.name if entry is not None else None,
         "description": entry.description if entry is not None else claims.description,
         "inManifest": entry is not None,
+        "runtime": entry.runtime if entry is not None else "python",
         "plugin": installed.plugin if installed is not None else None,
         "distribution": installed.distribution if installed is not None else entry.pypi if entry is not None else None,
         "specVersions": sorted(claims.spec_versions),
@@ -236,11 +248,12 @@ def _names(values: Iterable[object]) -> str:
 
 
 def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
-    header = ("ID", "STATUS", "SPEC", "CAPABILITIES", "SOURCE")
+    header = ("ID", "STATUS", "RUNTIME", "SPEC", "CAPABILITIES", "SOURCE")
     lines = [header] + [
         (
             row["id"],
             f"{row['status']}: {row['install']}" if row["install"] else row["status"],
+            row["runtime"],
             ",".join(str(v) for v in row["specVersions"]),
             ", ".join(row["capabilities"]) or "-",
             _source(row),
@@ -333,7 +346,11 @@ def pytest_arguments(world: str, extra: Sequence[str], *, manifest: Manifest | N
     autoload it from its ``pytest11`` entry point: loading it twice is an error.
     """
     entry = manifest.get(world) if manifest is not None else None
-    reference = entry.entry_point if entry is not None and ":" in entry.entry_point else world
+    reference = world
+    if entry is not None and entry.entry_point is None:
+        reference = npm_reference(entry)
+    elif entry is not None and entry.entry_point is not None and ":" in entry.entry_point:
+        reference = entry.entry_point
     autoload_off = bool(os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")) or "--disable-plugin-autoload" in extra
     plugin = ["-p", "conformance.plugin"] if autoload_off else []
     return [f"--world={reference}", *plugin, *extra]
@@ -341,7 +358,12 @@ def pytest_arguments(world: str, extra: Sequence[str], *, manifest: Manifest | N
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     _manifest_option(parser)
-    parser.add_argument("world", metavar="WORLD", help="a manifest or plugin id, a distribution, or module:attr")
+    parser.add_argument(
+        "world",
+        metavar="WORLD",
+        nargs="+",
+        help="a manifest or plugin id, a distribution, module:attr, or npm:<package>@<version>; several make one table",
+    )
     _world_config_option(parser)
     parser.add_argument("--events", type=_count, default=1000, help="events.create calls per run (default 1000)")
     parser.add_argument("--messages", type=_count, default=1000, help="queue messages per run (default 1000)")
@@ -357,20 +379,28 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    backend = resolve_world(args.world, manifest=_manifest(args))
-    result = bench.run(
-        backend,
-        args.world_config or {},
-        events=args.events,
-        messages=args.messages,
-        latency_samples=args.latency_samples,
-        writers=args.writers,
-        repeats=args.repeats,
-    )
+    manifest = _manifest(args)
+    backends = [resolve_world(world, manifest=manifest) for world in args.world]
+    results = []
+    for world, backend in zip(args.world, backends, strict=True):
+        result = bench.run(
+            backend,
+            args.world_config or {},
+            events=args.events,
+            messages=args.messages,
+            latency_samples=args.latency_samples,
+            writers=args.writers,
+            repeats=args.repeats,
+        )
+        # Labelled as named on the command line: upstream's local World and ours share the id "local".
+        results.append(dataclasses.replace(result, world=world) if len(backends) > 1 else result)
     if args.json:
-        print(json.dumps(dataclasses.asdict(result), indent=2))
+        data = [dataclasses.asdict(result) for result in results]
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2))
+    elif len(results) == 1:
+        print("\n".join(results[0].lines()))
     else:
-        print("\n".join(result.lines()))
+        print("\n".join(bench.table(results)))
     return 0
 
 

@@ -16,6 +16,7 @@ import inspect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import pluggy
 
@@ -24,6 +25,8 @@ from .hookspecs import PROJECT, WorldsHookspecs
 from .manifest import Manifest, ManifestEntry
 
 ENTRY_POINT_GROUP = "worlds"
+_MODULE_ATTR = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
+Resolver = Callable[[str], WorldBackend | None]
 
 
 class DiscoveryError(Exception):
@@ -86,6 +89,8 @@ class Discovered:
 
     worlds: tuple[InstalledWorld, ...]
     broken: tuple[BrokenPlugin, ...]
+    resolvers: tuple[Resolver, ...] = ()
+    """The plugins' ``worlds_resolve`` implementations, for ``scheme:…`` references."""
 
     def get(self, world_id: str) -> InstalledWorld | None:
         return next((world for world in self.worlds if world.backend.id == world_id), None)
@@ -145,7 +150,8 @@ def discover() -> Discovered:
                     f"and by {_origin(world)}; uninstall one of them"
                 )
             worlds[backend.id] = world
-    return Discovered(tuple(sorted(worlds.values(), key=lambda w: w.backend.id)), tuple(broken))
+    resolvers = tuple(cast(Resolver, impl.function) for impl in manager.hook.worlds_resolve.get_hookimpls())
+    return Discovered(tuple(sorted(worlds.values(), key=lambda w: w.backend.id)), tuple(broken), resolvers)
 
 
 def resolve_world(
@@ -154,20 +160,26 @@ def resolve_world(
     """The backend ``reference`` names.
 
     Tried in order: ``module:attr`` (a :class:`WorldBackend` or a zero-argument
-    callable returning one), a manifest id, an installed World id, an entry-point
-    name, an installed distribution name. Raises :class:`WorldNotFoundError` (a
+    callable returning one), another ``scheme:…`` reference a plugin resolves
+    (``npm:<package>@<version>``), a manifest id (an npm World's entry needs a
+    ``version``), an installed World id, an entry-point name, an installed
+    distribution name. Raises :class:`WorldNotFoundError` (a
     ``LookupError``) if nothing matches, :class:`DiscoveryError` if the match is
     broken or ambiguous. Pass ``discovered`` to resolve several references
     against one scan of the installed plugins; by default each call scans.
     """
-    if ":" in reference:
+    if _MODULE_ATTR.fullmatch(reference):
         return load_backend(reference)
     entry = manifest.get(reference) if manifest is not None else None
-    if entry is not None and ":" in entry.entry_point:
+    if entry is not None and entry.entry_point is not None and ":" in entry.entry_point:
         return _matching_entry(load_backend(entry.entry_point), entry)
     if discovered is None:
         discovered = discover()
-    if entry is not None:
+    if ":" in reference:
+        return _from_resolvers(reference, discovered)
+    if entry is not None and entry.entry_point is None:
+        return _from_resolvers(npm_reference(entry), discovered)
+    if entry is not None and entry.entry_point is not None:
         return _matching_entry(_from_plugin(entry.entry_point, discovered, entry=entry), entry)
     world = discovered.get(reference)
     if world is not None:
@@ -188,6 +200,27 @@ def resolve_world(
     if discovered.broken:
         message += f"; plugins that failed to load: {', '.join(p.plugin for p in discovered.broken)}"
     raise WorldNotFoundError(message + ")")
+
+
+def npm_reference(entry: ManifestEntry) -> str:
+    """``npm:<package>@<version>`` for an npm World's manifest entry; its ``version`` pins what runs."""
+    if entry.version is None:
+        raise WorldNotFoundError(
+            f"World {entry.id!r} is an npm World and its manifest entry has no 'version'; "
+            f"name an exact version: npm:{entry.package}@<version>"
+        )
+    return f"npm:{entry.package}@{entry.version}"
+
+
+def _from_resolvers(reference: str, discovered: Discovered) -> WorldBackend:
+    for resolver in discovered.resolvers:
+        backend = resolver(reference)
+        if backend is not None:
+            return backend
+    scheme = reference.partition(":")[0]
+    raise WorldNotFoundError(
+        f"no World {reference!r}: not a module:attr reference, and no installed plugin resolves {scheme!r} references"
+    )
 
 
 def load_backend(spec: str) -> WorldBackend:

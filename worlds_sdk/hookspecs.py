@@ -41,3 +41,14 @@ class WorldsHookspecs:
                     capabilities=frozenset({Capability.DURABLE_QUEUE}),
                 )]
         """
+
+    @hookspec
+    def worlds_resolve(self, reference: str) -> WorldBackend | None:
+        """Return the backend for a ``scheme:…`` reference this plugin understands, else ``None``.
+
+        For Worlds that cannot be listed in advance, such as any version of any
+        npm package (``npm:@workflow/world-local@4.4.1``). Only consulted for a
+        reference with a colon that is not a ``module:attr`` reference. Raise
+        :class:`~worlds_sdk.discovery.DiscoveryError` for a reference of your
+        scheme that is malformed, so the user sees why rather than "not found".
+        """

@@ -2,10 +2,15 @@
 
 The file keeps upstream's ``worlds-manifest.json`` entry format field for field
 (camelCase, so an entry translates to and from upstream's registry) and adds what
-Python needs: the PyPI distribution, the entry point, the spec versions and the
-capabilities a World claims. Validation collects *every* problem with its JSON
-path instead of stopping at the first, because a manifest is edited by hand and
-checked in CI, where one round trip per typo is the expensive part.
+a Python World needs: the PyPI distribution, the entry point, the spec versions and
+the capabilities it claims. Those additions are optional, so upstream's own
+manifest reads unchanged: an entry with ``pypi`` and ``entryPoint`` is a Python
+World, an entry with neither is an npm World (``package`` is the npm package).
+Fields this version does not know are kept and written back, because upstream's
+format grows and a reader that drops what it does not understand loses data.
+Validation collects *every* problem with its JSON path instead of stopping at the
+first, because a manifest is edited by hand and checked in CI, where one round
+trip per typo is the expensive part.
 """
 
 from __future__ import annotations
@@ -24,10 +29,34 @@ from .capabilities import Capability
 from .validation import load_schema
 
 WorldType = Literal["official", "community"]
+Runtime = Literal["python", "node"]
 Location = tuple[str | int, ...]
 
 PYTHON_FIELDS = ("pypi", "entryPoint", "specVersions", "capabilities")
 """The keys our manifest adds to upstream's entry format; :func:`to_upstream` drops them."""
+
+_PYTHON_WORLD_NEEDS = "a Python World has pypi, entryPoint, specVersions and capabilities"
+_KNOWN_ENTRY = (
+    "id",
+    "type",
+    "package",
+    "name",
+    "description",
+    "docs",
+    "repository",
+    "example",
+    "env",
+    "services",
+    "setup",
+    "features",
+    "requiresCredentials",
+    "credentialsNote",
+    "requiresDeployment",
+    "version",
+    *PYTHON_FIELDS,
+)
+_KNOWN_SERVICE = ("name", "image", "args", "ports", "env", "healthCheck")
+_KNOWN_HEALTH_CHECK = ("cmd", "interval", "timeout", "retries")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +102,8 @@ class HealthCheck:
     interval: str | None = None
     timeout: str | None = None
     retries: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept verbatim and written back."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,21 +116,29 @@ class Service:
     env: Mapping[str, str] = field(default_factory=dict)
     args: tuple[str, ...] = ()
     health_check: HealthCheck | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept verbatim and written back."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestEntry:
-    """One World in the manifest; field names are upstream's, in snake_case."""
+    """One World in the manifest; field names are upstream's, in snake_case.
+
+    ``pypi`` and ``entry_point`` are set together, for a Python World; an entry
+    without them is an npm World. For an npm World, ``spec_versions`` and
+    ``capabilities`` are empty unless the entry states them (the Node bridge
+    keeps its own overlay of what each package's documentation claims).
+    """
 
     id: str
     type: WorldType
     package: str
     name: str
     description: str
-    pypi: str
-    entry_point: str
-    spec_versions: frozenset[int]
-    capabilities: frozenset[Capability]
+    pypi: str | None = None
+    entry_point: str | None = None
+    spec_versions: frozenset[int] = frozenset()
+    capabilities: frozenset[Capability] = frozenset()
     docs: str | None = None
     repository: str | None = None
     example: str | None = None
@@ -111,6 +150,13 @@ class ManifestEntry:
     credentials_note: str | None = None
     requires_deployment: bool = False
     version: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Fields this version does not know, kept verbatim and written back."""
+
+    @property
+    def runtime(self) -> Runtime:
+        """``python`` for an entry with ``pypi``/``entryPoint``, else ``node`` (``package`` is on npm)."""
+        return "python" if self.entry_point is not None else "node"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +164,8 @@ class Manifest:
     """A validated manifest: its entries in file order, ids unique."""
 
     worlds: tuple[ManifestEntry, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Top-level fields other than ``worlds`` (``$schema``, unknown ones), kept verbatim."""
 
     def get(self, world_id: str) -> ManifestEntry | None:
         return next((entry for entry in self.worlds if entry.id == world_id), None)
@@ -154,7 +202,8 @@ def parse_manifest(data: object) -> Manifest:
     if problems:
         raise ManifestError(problems)
     assert isinstance(data, dict)
-    return Manifest(tuple(_entry(raw) for raw in data["worlds"]))
+    extra = {key: value for key, value in data.items() if key != "worlds"}
+    return Manifest(tuple(_entry(raw) for raw in data["worlds"]), extra)
 
 
 def manifest_problems(data: object) -> list[Problem]:
@@ -188,16 +237,21 @@ def to_dict(entry: ManifestEntry) -> dict[str, Any]:
         data["requiresCredentials"] = True
     if entry.requires_deployment:
         data["requiresDeployment"] = True
-    data["pypi"] = entry.pypi
-    data["entryPoint"] = entry.entry_point
-    data["specVersions"] = sorted(entry.spec_versions)
-    data["capabilities"] = sorted(entry.capabilities)
+    if entry.pypi is not None:
+        data["pypi"] = entry.pypi
+    if entry.entry_point is not None:
+        data["entryPoint"] = entry.entry_point
+    if entry.spec_versions or entry.runtime == "python":
+        data["specVersions"] = sorted(entry.spec_versions)
+    if entry.capabilities or entry.runtime == "python":
+        data["capabilities"] = sorted(entry.capabilities)
+    data.update(entry.extra)
     return data
 
 
 def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
-    """The whole manifest in file form, ready for ``json.dumps``."""
-    return {"worlds": [to_dict(entry) for entry in manifest.worlds]}
+    """The whole manifest in file form, ready for ``json.dumps``; unknown top-level fields kept."""
+    return {**manifest.extra, "worlds": [to_dict(entry) for entry in manifest.worlds]}
 
 
 def to_upstream(entry: ManifestEntry) -> dict[str, Any]:
@@ -251,11 +305,12 @@ def _schema_problems(data: object, validator: jsonschema.protocols.Validator) ->
             for name in error.validator_value:
                 if name not in instance:
                     yield Problem((*at, name), "required field is missing")
-        elif error.validator == "additionalProperties" and isinstance(instance, dict):
-            known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
-            for name in instance:
-                if name not in known:
-                    yield Problem((*at, name), "unknown field")
+        elif error.validator == "dependentRequired" and isinstance(instance, dict):
+            missing = {
+                name for present, needed in error.validator_value.items() if present in instance for name in needed
+            }
+            for name in sorted(missing - instance.keys()):
+                yield Problem((*at, name), f"required field is missing ({_PYTHON_WORLD_NEEDS})")
         else:
             yield Problem(at, error.message)
 
@@ -339,10 +394,10 @@ def _entry(raw: Mapping[str, Any]) -> ManifestEntry:
         package=raw["package"],
         name=raw["name"],
         description=raw["description"],
-        pypi=raw["pypi"],
-        entry_point=raw["entryPoint"],
-        spec_versions=frozenset(raw["specVersions"]),
-        capabilities=frozenset(Capability(name) for name in raw["capabilities"]),
+        pypi=raw.get("pypi"),
+        entry_point=raw.get("entryPoint"),
+        spec_versions=frozenset(raw.get("specVersions", [])),
+        capabilities=frozenset(Capability(name) for name in raw.get("capabilities", [])),
         docs=raw.get("docs"),
         repository=raw.get("repository"),
         example=raw.get("example"),
@@ -354,6 +409,7 @@ def _entry(raw: Mapping[str, Any]) -> ManifestEntry:
         credentials_note=raw.get("credentialsNote"),
         requires_deployment=raw.get("requiresDeployment", False),
         version=raw.get("version"),
+        extra=_unknown(raw, _KNOWN_ENTRY),
     )
 
 
@@ -365,8 +421,18 @@ def _service(raw: Mapping[str, Any]) -> Service:
         ports=tuple(raw.get("ports", [])),
         env=dict(raw.get("env", {})),
         args=tuple(raw.get("args", [])),
-        health_check=HealthCheck(**check) if check is not None else None,
+        health_check=_health_check(check) if check is not None else None,
+        extra=_unknown(raw, _KNOWN_SERVICE),
     )
+
+
+def _health_check(raw: Mapping[str, Any]) -> HealthCheck:
+    known = {key: raw[key] for key in _KNOWN_HEALTH_CHECK if key in raw}
+    return HealthCheck(**known, extra=_unknown(raw, _KNOWN_HEALTH_CHECK))
+
+
+def _unknown(raw: Mapping[str, Any], known: Sequence[str]) -> dict[str, Any]:
+    return {key: value for key, value in raw.items() if key not in known}
 
 
 def _service_dict(service: Service) -> dict[str, Any]:
@@ -379,5 +445,6 @@ def _service_dict(service: Service) -> dict[str, Any]:
     if service.health_check is not None:
         check = service.health_check
         fields = {"cmd": check.cmd, "interval": check.interval, "timeout": check.timeout, "retries": check.retries}
-        data["healthCheck"] = {key: value for key, value in fields.items() if value is not None}
+        data["healthCheck"] = {key: value for key, value in fields.items() if value is not None} | dict(check.extra)
+    data.update(service.extra)
     return data

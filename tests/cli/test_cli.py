@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from worlds_sdk.cli import (
     main,
     pytest_arguments,
 )
-from worlds_sdk.manifest import parse_manifest
+from worlds_sdk.manifest import PYTHON_FIELDS, parse_manifest
 
 REPO_MANIFEST = Path(__file__).parents[2] / "worlds-manifest.json"
 LOCAL_CAPABILITIES = "crash_safe, delayed_delivery, durable_queue, inspection, live_streams, multi_process"
@@ -86,9 +87,9 @@ def test_list_shows_the_installed_local_world_from_its_plugin(capsys: pytest.Cap
 
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["ID", "STATUS", "SPEC", "CAPABILITIES", "SOURCE"]
+    assert header.split() == ["ID", "STATUS", "RUNTIME", "SPEC", "CAPABILITIES", "SOURCE"]
     (local,) = [row for row in rows if row.startswith("local ")]
-    assert local.split()[:3] == ["local", "installed", "3"]
+    assert local.split()[:4] == ["local", "installed", "python", "3"]
     assert LOCAL_CAPABILITIES in local
     assert "plugin local (worlds-sdk)" in local
 
@@ -109,6 +110,7 @@ def test_list_merges_the_manifest_with_installed_plugins(capsys: pytest.CaptureF
         "name": "Local",
         "description": local_entry()["description"],
         "inManifest": True,
+        "runtime": "python",
         "plugin": "local",
         "distribution": "worlds-sdk",
         "specVersions": [3],
@@ -116,6 +118,19 @@ def test_list_merges_the_manifest_with_installed_plugins(capsys: pytest.CaptureF
     }
     assert (rows["ghost"]["status"], rows["ghost"]["plugin"]) == ("not installed", None)
     assert rows["ghost"]["install"] == "pip install 'worlds-ghost'"
+
+
+def test_list_shows_npm_worlds_of_another_manifest_with_their_runtime(
+    capsys: pytest.CaptureFixture[str], elsewhere: Path
+) -> None:
+    npm = {key: value for key, value in local_entry(id="npm-local").items() if key not in PYTHON_FIELDS}
+    manifest = write_manifest(elsewhere, local_entry(), npm | {"package": "@workflow/world-local", "version": "4.4.1"})
+
+    code, out, _ = run(capsys, "list", "--json", "--manifest", str(manifest))
+
+    assert code == 0
+    rows = {row["id"]: row for row in json.loads(out)["worlds"]}
+    assert (rows["local"]["runtime"], rows["npm-local"]["runtime"]) == ("python", "node")
 
 
 def test_list_warns_when_the_manifest_and_the_plugin_disagree(
@@ -151,6 +166,13 @@ def test_validate_manifest_accepts_the_repo_manifest(capsys: pytest.CaptureFixtu
 
     assert (code, err) == (0, "")
     assert out == f"{REPO_MANIFEST}: valid (2 Worlds: local, postgres)\n"
+
+
+def test_validate_manifest_accepts_upstreams_manifest_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
+    upstream = REPO_MANIFEST.parent / "reference_worlds" / "node" / "upstream-worlds-manifest.json"
+    code, out, err = run(capsys, "validate-manifest", str(upstream))
+    assert (code, err) == (0, "")
+    assert "valid (16 Worlds: local, postgres, vercel, turso," in out
 
 
 def test_validate_manifest_prints_every_problem_and_fails(capsys: pytest.CaptureFixture[str], elsewhere: Path) -> None:
@@ -354,3 +376,17 @@ def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[st
     result = json.loads(out)
     assert result["world"] == "local" and result["events_per_second"]["1"] > 0
     assert result["messages_per_second"] > 0 and result["latency_p99_ms"] >= result["latency_p50_ms"] > 0
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="npm Worlds need node")
+def test_bench_prints_ours_and_an_npm_world_in_one_table_with_the_bridge_overhead(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["bench", "local", "npm:@workflow/world-local@4.4.1", "--events", "10", "--messages", "10"]
+    code, out, _ = run(capsys, *argv, "--latency-samples", "5", "--writers", "1", "--repeats", "1")
+
+    assert code == 0
+    header, ours, theirs = out.splitlines()
+    assert header.split()[-3:] == ["bridge", "rtt", "ms"]
+    assert ours.startswith("local ") and ours.endswith("- (in-process)")
+    assert theirs.startswith("npm:@workflow/world-local@4.4.1 ") and float(theirs.split()[-1]) > 0
