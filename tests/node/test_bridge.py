@@ -260,3 +260,18 @@ def test_the_golden_check_reports_every_changed_verdict() -> None:
     assert differences(racy, {"npm:a@1.0.0": {"EV-1": "pass"}}) == [
         "npm:a@1.0.0 EV-1: golden fail or partial, now pass"
     ]
+
+
+def test_upstreams_setup_commands_run_from_the_installed_package(tmp_path: Path) -> None:
+    from reference_worlds.node.plugin import upstream_manifest
+    from reference_worlds.node.sandbox import NpmWorldSpec, setup_command
+
+    manifest = upstream_manifest()
+    postgres = NpmWorldSpec(
+        package="@workflow/world-postgres", version="4.3.7", entry=manifest.get("postgres"), overlay={}
+    )
+    turso = NpmWorldSpec(package="@workflow-worlds/turso", version="1.0.0", entry=manifest.get("turso"), overlay={})
+
+    command = setup_command(postgres, tmp_path)
+    assert command is not None and command[1:] == [str(tmp_path / "node_modules/@workflow/world-postgres/bin/setup.js")]
+    assert setup_command(turso, tmp_path) == [str(tmp_path / "node_modules/.bin/workflow-turso-setup")]
