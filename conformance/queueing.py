@@ -2,8 +2,9 @@
 
 Each message carries a ``key``; its plan says what the handler does on each
 delivery (``ack``, ``raise``, or ``reschedule:<seconds>``). Every delivery and
-ack is written to a :class:`~conformance.history.DeliveryLog`, so the same
-checker judges in-process and multi-process histories.
+ack is written to a :class:`~conformance.history.DeliveryLog` (a delivery that ends
+without an ack as ``release``), so the same checkers judge in-process and
+multi-process histories.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ class QueueProbe:
         action = plan[n - 1] if n <= len(plan) else "ack"
         try:
             if action == "raise":
+                self.log.record("release", message, meta)
                 raise PlannedFailure(f"planned failure of {key} on delivery {n}")
             if action.startswith("reschedule:"):
+                self.log.record("release", message, meta)
                 return Reschedule(timeout_seconds=float(action.split(":", 1)[1]))
             self.log.record("ack", message, meta)
             self.acks[delivery.key] += 1

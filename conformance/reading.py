@@ -6,22 +6,55 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from worlds_sdk.models import Event, Page, Pagination, Run, Step
+from worlds_sdk.models import Event, Page, Pagination, Run, SortOrder, Step, StreamChunk
 from worlds_sdk.protocols import World
 
 T = TypeVar("T")
 RUN_END = {"run_completed": "completed", "run_failed": "failed", "run_cancelled": "cancelled"}
 
 
-async def collect(fetch: Callable[[Pagination], Awaitable[Page[T]]], *, limit: int = 100) -> list[T]:
-    """Every item of a paginated list, following cursors; fails on a cursor loop."""
+async def collect(
+    fetch: Callable[[Pagination], Awaitable[Page[T]]], *, limit: int = 100, sort_order: SortOrder | None = None
+) -> list[T]:
+    """Every item of a paginated list, following cursors; fails on a cursor loop.
+
+    ``limit`` is an upper bound (docs/spec.md §1): a page may hold fewer items and
+    still have more after it, so a whole list is only ever read by following cursors.
+    """
+    items, _ = await read_to_end(fetch, limit=limit, sort_order=sort_order)
+    return items
+
+
+async def read_to_end(
+    fetch: Callable[[Pagination], Awaitable[Page[T]]],
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+    sort_order: SortOrder | None = None,
+) -> tuple[list[T], str | None]:
+    """The items after ``cursor`` up to the end of the list, and the cursor of the last page."""
     items: list[T] = []
-    cursor: str | None = None
     for _ in range(100_000):
-        page = await fetch(Pagination(limit=limit, cursor=cursor))
+        page = await fetch(Pagination(limit=limit, cursor=cursor, sort_order=sort_order))
+        assert len(page.data) <= limit, f"a page of {len(page.data)} items for limit={limit}"
         items.extend(page.data)
         if not page.has_more:
-            return items
+            return items, page.cursor
+        assert page.cursor is not None, "has_more=True needs a cursor"
+        cursor = page.cursor
+    raise AssertionError("pagination did not terminate")
+
+
+async def all_chunks(world: World, name: str, run_id: str, *, limit: int = 1000) -> list[StreamChunk]:
+    """Every chunk of a stream through ``get_stream_chunks``, following cursors (pages may be short)."""
+    chunks: list[StreamChunk] = []
+    cursor: str | None = None
+    for _ in range(100_000):
+        page = await world.get_stream_chunks(name, run_id, limit=limit, cursor=cursor)
+        assert len(page.data) <= limit, f"a page of {len(page.data)} chunks for limit={limit}"
+        chunks.extend(page.data)
+        if not page.has_more:
+            return chunks
         assert page.cursor is not None, "has_more=True needs a cursor"
         cursor = page.cursor
     raise AssertionError("pagination did not terminate")

@@ -66,14 +66,17 @@ def test_RD1_resolve_none_strips_exactly_payload_fields__MUST(world: WorldHarnes
         assert s_bare == dataclasses.replace(s_full, input=None, output=None, error=None)
         assert r_bare == dataclasses.replace(r_full, input=None, output=None, error=None)
         lists = {
-            "runs.list": lambda rd: w.runs.list(resolve_data=rd),
-            "steps.list": lambda rd: w.steps.list(run.run_id, resolve_data=rd),
-            "hooks.list": lambda rd: w.hooks.list(resolve_data=rd),
-            "list_by_correlation_id": lambda rd: w.events.list_by_correlation_id("s1", resolve_data=rd),
+            "runs.list": lambda rd, p: w.runs.list(resolve_data=rd, pagination=p),
+            "steps.list": lambda rd, p: w.steps.list(run.run_id, resolve_data=rd, pagination=p),
+            "hooks.list": lambda rd, p: w.hooks.list(resolve_data=rd, pagination=p),
+            "list_by_correlation_id": lambda rd, p: w.events.list_by_correlation_id(
+                "s1", resolve_data=rd, pagination=p
+            ),
         }
         for name, fetch in lists.items():
-            full_items, bare_items = (await fetch("all")).data, (await fetch("none")).data
-            assert [strip_entity(x, "none") for x in full_items] == list(bare_items), name
+            full_items = await collect(lambda p, f=fetch: f("all", p))
+            bare_items = await collect(lambda p, f=fetch: f("none", p))
+            assert [strip_entity(x, "none") for x in full_items] == bare_items, name
 
     world.run(body)
 
@@ -132,8 +135,8 @@ def test_ER1_run_id_filters_return_only_that_run__MUST(world: WorldHarness) -> N
             await w.events.create(run.run_id, hook_request("hook_created", f"h-{token}", token=token))
             await new_step(w, run.run_id, "same-step")
             await w.write_to_stream(f"stream-{token}", run.run_id, b"x")
-        assert [h.run_id for h in (await w.hooks.list(run_id=a.run_id)).data] == [a.run_id]
-        events = (await w.events.list_by_correlation_id("same-step", run_id=b.run_id)).data
+        assert [h.run_id for h in await collect(lambda p: w.hooks.list(run_id=a.run_id, pagination=p))] == [a.run_id]
+        events = await collect(lambda p: w.events.list_by_correlation_id("same-step", run_id=b.run_id, pagination=p))
         assert [e.run_id for e in events] == [b.run_id]
         assert list(await w.list_streams_by_run_id(a.run_id)) == ["stream-ta"]
 
