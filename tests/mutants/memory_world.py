@@ -4,7 +4,7 @@ It is built only from the SDK's shared pieces -- ``rules.decide`` for events,
 ``Consumer`` over an in-memory ``MessageStore`` for the queue, ``follow_stream``
 for live reads -- which also shows how little a World author must write. Its
 seams (``_resolve_run_id``, ``_snapshot``, ``_apply``, ``_needs_recovery``,
-``_check_queue_name``, the message store, the storage groups) are where a mutant
+``_check_queue_name``, ``_stamp``, the message store, the storage groups) are where a mutant
 breaks one thing. World objects opened with the same ``name`` share one state, as two
 clients of one database would.
 """
@@ -176,6 +176,11 @@ class MemoryWorld:
 
     def _check_queue_name(self, queue_name: str) -> None:
         check_queue_name(queue_name)
+
+    def _stamp(self, last: datetime | None) -> datetime:
+        """The time the next events are stamped with: never before ``last``, the newest event's (EV-11)."""
+        now = datetime.now(UTC)
+        return now if last is None or now > last else last + timedelta(microseconds=1)
 
     async def close(self) -> None:
         await self.consumer.stop(grace_seconds=1)
@@ -354,9 +359,7 @@ class _Events(_Group):
     async def create(
         self, run_id: str | None, request: EventRequest, *, resolve_data: ResolveData = "all"
     ) -> EventResult:
-        now = datetime.now(UTC)
-        if self.state.events and self.state.events[-1][1].created_at >= now:
-            now = self.state.events[-1][1].created_at + timedelta(microseconds=1)
+        now = self.world._stamp(self.state.events[-1][1].created_at if self.state.events else None)
         rid = self.world._resolve_run_id(run_id, request, now)
         snapshot = await self.world._snapshot(rid, request)
         effects = rules.decide(rid, request, snapshot, now=now, world_spec_version=self.world.spec_version)
