@@ -24,7 +24,7 @@ from worlds_sdk.errors import HookNotFoundError, WorkflowWorldError
 from worlds_sdk.models import Event, EventRequest, EventResult
 
 from .builders import bootstrap_request, hook_request, run_created_request, step_request, terminal_request, wait_request
-from .harness import WorldHarness
+from .harness import WorldHarness, setup_step
 from .history import judge
 from .oracle import Oracle, comparable
 from .queueing import QueueProbe
@@ -63,10 +63,12 @@ class _WorldMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self._stack = ExitStack()
-        config = self._stack.enter_context(self.harness.sandbox.instance())
+        with setup_step("provisioning a sandbox instance"):
+            config = self._stack.enter_context(self.harness.sandbox.instance())
         self.loop = asyncio.new_event_loop()
         try:
-            self.world = self.harness.selected.backend.factory(config)
+            with setup_step("opening the World"):
+                self.world = self.harness.selected.backend.factory(config)
         except BaseException:
             self.loop.close()
             self._stack.close()
