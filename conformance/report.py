@@ -11,6 +11,7 @@ person reads the matrix.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,11 @@ class RuleResults:
         if report.failed:
             rec.outcome = "failed"
             rec.reason = _first_line(report.longreprtext)
+            for rule in _named_rules(rec.reason) if ref.rule.startswith("MB-") else ():
+                # a state machine's failure names the rule its check broke: charge that rule too
+                self.records[f"{report.nodeid} -> {rule}"] = TestRecord(
+                    report.nodeid, rule, "MUST", "failed", rec.duration, rec.reason
+                )
         elif report.skipped and rec.outcome != "failed":
             rec.outcome = "skipped"
             rec.reason = _skip_reason(report)
@@ -114,6 +120,15 @@ class RuleResults:
             detail = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
             lines.append(f"{rule:<13} {info['level']:<7} {info['status'].upper():<7} {detail}")
         return lines
+
+
+_NAMED = re.compile(r"^(?:\w+: )?((?:[A-Z]+-\d+)(?:/[A-Z]+-\d+)*): ")
+
+
+def _named_rules(reason: str) -> list[str]:
+    """The rules a failure message starts with: ``AssertionError: HK-1/HK-2: ...`` names HK-1 and HK-2."""
+    m = _NAMED.match(reason)
+    return m.group(1).split("/") if m else []
 
 
 def _entry(ref: RuleRef) -> str:
