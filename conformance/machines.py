@@ -28,7 +28,7 @@ from .harness import WorldHarness, setup_step
 from .history import judge
 from .oracle import Oracle, comparable
 from .queueing import QueueProbe
-from .reading import all_events
+from .reading import all_events, chunk_pages, read_stream
 
 T = TypeVar("T")
 STEP_IDS = ("s1", "s2", "s3")
@@ -287,16 +287,10 @@ def streams_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
 
         @rule(name=st.sampled_from(["a", "b"]), limit=st.integers(1, 4))
         def page_through(self, name: str, limit: int) -> None:
-            got: list[bytes] = []
-            cursor = None
-            while True:
-                page = self.run(self.world.get_stream_chunks(name, "wrun_model", limit=limit, cursor=cursor))
-                got += [c.data for c in page.data]
-                if not page.has_more:
-                    break
-                cursor = page.cursor
+            pages = self.run(chunk_pages(self.world, name, "wrun_model", limit=limit))
+            got = [c.data for page in pages for c in page.data]
             assert got == self.model.get(name, []), "ST-1: paged chunks differ from what was written"
-            assert page.done == (name in self.closed), "ST-1: done flag wrong"
+            assert pages[-1].done == (name in self.closed), "ST-1: done flag wrong"
 
         @invariant()
         def info_and_reads_match(self) -> None:
@@ -304,7 +298,7 @@ def streams_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
                 info = self.run(self.world.get_stream_info(name, "wrun_model"))
                 assert info.tail_index == len(chunks) - 1, "ST-1: tail index wrong"
                 if name in self.closed:
-                    read = self.run(_read_all(self.world, name))
+                    read = self.run(read_stream(self.world, name))
                     assert read == chunks, "ST-1: read of a closed stream differs"
 
     StreamsMachine.harness = harness
@@ -313,7 +307,3 @@ def streams_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
 
 def _event_key(event: Event) -> tuple[Any, ...]:
     return (event.event_type, event.correlation_id, event.event_data, event.spec_version)
-
-
-async def _read_all(world: Any, name: str) -> list[bytes]:
-    return [c async for c in world.read_from_stream(name, 0)]

@@ -55,6 +55,7 @@ def _setting(config: pytest.Config, name: str) -> object:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "worlds_requires(*capabilities): the World capabilities a test needs")
     config.addinivalue_line("markers", "worlds_spec(constraint): the spec versions a test applies to")
+    config.addinivalue_line("markers", "worlds_pins(method, *parameters): read parameters a test shows honoured")
     reference = _setting(config, "world")
     if not reference:
         return

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from worlds_sdk.models import Event, Page, Pagination, Run, SortOrder, Step, StreamChunk
+from worlds_sdk.models import ChunkPage, Event, Page, Pagination, Run, SortOrder, Step, StreamChunk
 from worlds_sdk.protocols import World
 
 T = TypeVar("T")
@@ -32,32 +32,50 @@ async def read_to_end(
     limit: int = 100,
     sort_order: SortOrder | None = None,
 ) -> tuple[list[T], str | None]:
-    """The items after ``cursor`` up to the end of the list, and the cursor of the last page."""
+    """The items after ``cursor`` up to the end of the list, and the cursor of the last page.
+
+    Fails on a page larger than ``limit`` (a World ignoring it) and on a cursor that
+    comes back (a World ignoring it: the same page again and again).
+    """
     items: list[T] = []
-    for _ in range(100_000):
+    seen = {cursor}
+    while True:
         page = await fetch(Pagination(limit=limit, cursor=cursor, sort_order=sort_order))
         assert len(page.data) <= limit, f"a page of {len(page.data)} items for limit={limit}"
         items.extend(page.data)
         if not page.has_more:
             return items, page.cursor
         assert page.cursor is not None, "has_more=True needs a cursor"
+        assert page.cursor not in seen, f"cursor {page.cursor!r} came back: the list does not advance"
+        seen.add(page.cursor)
         cursor = page.cursor
-    raise AssertionError("pagination did not terminate")
+
+
+async def chunk_pages(world: World, name: str, run_id: str, *, limit: int = 1000) -> list[ChunkPage]:
+    """The pages of a stream through ``get_stream_chunks``, following cursors (pages may be short)."""
+    pages: list[ChunkPage] = []
+    cursor: str | None = None
+    seen = {cursor}
+    while True:
+        page = await world.get_stream_chunks(name, run_id, limit=limit, cursor=cursor)
+        assert len(page.data) <= limit, f"a page of {len(page.data)} chunks for limit={limit}"
+        pages.append(page)
+        if not page.has_more:
+            return pages
+        assert page.cursor is not None, "has_more=True needs a cursor"
+        assert page.cursor not in seen, f"cursor {page.cursor!r} came back: the stream does not advance"
+        seen.add(page.cursor)
+        cursor = page.cursor
 
 
 async def all_chunks(world: World, name: str, run_id: str, *, limit: int = 1000) -> list[StreamChunk]:
-    """Every chunk of a stream through ``get_stream_chunks``, following cursors (pages may be short)."""
-    chunks: list[StreamChunk] = []
-    cursor: str | None = None
-    for _ in range(100_000):
-        page = await world.get_stream_chunks(name, run_id, limit=limit, cursor=cursor)
-        assert len(page.data) <= limit, f"a page of {len(page.data)} chunks for limit={limit}"
-        chunks.extend(page.data)
-        if not page.has_more:
-            return chunks
-        assert page.cursor is not None, "has_more=True needs a cursor"
-        cursor = page.cursor
-    raise AssertionError("pagination did not terminate")
+    """Every chunk of a stream, read page by page."""
+    return [chunk for page in await chunk_pages(world, name, run_id, limit=limit) for chunk in page.data]
+
+
+async def read_stream(world: World, name: str, start_index: int = 0) -> list[bytes]:
+    """Every chunk ``read_from_stream`` yields until the stream is closed."""
+    return [chunk async for chunk in world.read_from_stream(name, start_index)]
 
 
 async def all_events(world: World, run_id: str) -> list[Event]:

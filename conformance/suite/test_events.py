@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conformance import WorldContext, WorldHarness, requires, spec
+from conformance import WorldContext, WorldHarness, pins, requires, spec
 from conformance.builders import (
     bootstrap_request,
     new_run,
@@ -716,6 +716,11 @@ def test_EV11_runs_and_steps_list_newest_first__SHOULD(world: WorldHarness) -> N
     world.run(body)
 
 
+@pins("runs.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
+@pins("steps.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
+@pins("hooks.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
+@pins("events.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
+@pins("events.list_by_correlation_id", "pagination.limit", "pagination.cursor", "pagination.sort_order")
 def test_EV11_every_list_pages_with_cursors__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -727,19 +732,27 @@ def test_EV11_every_list_pages_with_cursors__MUST(world: WorldHarness) -> None:
                 owner,
                 EventRequest(event_type="hook_created", correlation_id=f"h{i}", event_data={"token": f"page-{i}"}),
             )
-        order: SortOrder
-        for order in ("asc", "desc"):
-            lists: dict[str, Callable[[Pagination], Awaitable[Page[Any]]]] = {
-                "runs": lambda p: w.runs.list(pagination=p),
-                "steps": lambda p: w.steps.list(owner, pagination=p),
-                "hooks": lambda p: w.hooks.list(run_id=owner, pagination=p),
-                "events": lambda p: w.events.list(owner, pagination=p),
-            }
-            for name, fetch in lists.items():
+        past = datetime.now(UTC) - timedelta(hours=1)
+        for kind in ("step_started", "step_retrying", "step_started", "step_completed"):  # five events for s0
+            data = {"retry_after": past} if kind == "step_retrying" else {}
+            await w.events.create(owner, step_request(kind, "s0", **data))
+        lists: dict[str, Callable[[Pagination], Awaitable[Page[Any]]]] = {
+            "runs": lambda p: w.runs.list(pagination=p),
+            "steps": lambda p: w.steps.list(owner, pagination=p),
+            "hooks": lambda p: w.hooks.list(run_id=owner, pagination=p),
+            "events": lambda p: w.events.list(owner, pagination=p),
+            "list_by_correlation_id": lambda p: w.events.list_by_correlation_id("s0", run_id=owner, pagination=p),
+        }
+        for name, fetch in lists.items():
+            by_order: dict[str, list[Any]] = {}
+            order: SortOrder
+            for order in ("asc", "desc"):
                 # limit is an upper bound: both reads follow cursors to the end, in pages of any size
                 got = await collect(fetch, limit=2, sort_order=order)
                 whole = await collect(fetch, limit=1000, sort_order=order)
                 assert got == whole, f"{name} {order}: small pages differ from large ones"
                 assert len(got) == len({repr(x) for x in got}) >= 5, f"{name} {order}: repeated or missing items"
+                by_order[order] = got
+            assert by_order["desc"] == by_order["asc"][::-1], f"{name}: sort_order='desc' is not the reverse of 'asc'"
 
     world.run(body)
