@@ -22,6 +22,7 @@ from worlds_sdk.capabilities import Capability
 from worlds_sdk.models import Pagination
 from worlds_sdk.protocols import World
 
+from .deadlines import Deadlines
 from .processes import ChildProcess, spawn
 from .selection import SelectedWorld
 
@@ -50,16 +51,19 @@ def setup_step(what: str) -> Iterator[None]:
 class WorldContext:
     """One isolated World instance, as a test body sees it."""
 
-    def __init__(self, selected: SelectedWorld, config: WorldConfig, stack: AsyncExitStack) -> None:
+    def __init__(
+        self, selected: SelectedWorld, config: WorldConfig, stack: AsyncExitStack, deadlines: Deadlines
+    ) -> None:
         self.selected = selected
         self.config = config
         self._stack = stack
+        self._deadlines = deadlines
         self._open_worlds: list[World] = []
         stack.push_async_callback(self._close_all)
         self.world = self._open()
 
     def _open(self) -> World:
-        world = self.selected.backend.factory(self.config)
+        world: World = self._deadlines.wrap(self.selected.backend.factory(self.config))
         self._open_worlds.append(world)
         return world
 
@@ -106,6 +110,8 @@ class WorldHarness:
     def __init__(self, selected: SelectedWorld, sandbox: Sandbox) -> None:
         self.selected = selected
         self.sandbox = sandbox
+        self.deadlines = Deadlines()
+        """Every call on the World has a deadline; a method that hung once fails fast afterwards."""
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -120,7 +126,7 @@ class WorldHarness:
     async def _main(self, config: WorldConfig, body: Callable[[WorldContext], Awaitable[T]], timeout: float) -> T:
         async with AsyncExitStack() as stack:
             with setup_step("opening the World"):
-                ctx = WorldContext(self.selected, config, stack)
+                ctx = WorldContext(self.selected, config, stack, self.deadlines)
                 await _check_empty(ctx.world)
             return await asyncio.wait_for(body(ctx), timeout)
 

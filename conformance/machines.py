@@ -68,7 +68,7 @@ class _WorldMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         try:
             with setup_step("opening the World"):
-                self.world = self.harness.selected.backend.factory(config)
+                self.world = self.harness.deadlines.wrap(self.harness.selected.backend.factory(config))
         except BaseException:
             self.loop.close()
             self._stack.close()

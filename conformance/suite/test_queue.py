@@ -7,7 +7,7 @@ import json
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from conformance import WorldContext, WorldHarness, requires, spec
 from conformance.builders import new_run, terminal_request
 from conformance.history import DeliveryLog, judge, stream_problems
-from conformance.queueing import QueueProbe
+from conformance.queueing import QueueProbe, wait_for_log
 from worlds_sdk.capabilities import Capability
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import MessageMeta
@@ -124,7 +124,7 @@ def test_Q5_slow_handler_keeps_its_lease__MUST(world: WorldHarness, log_dir: Pat
         for c in children:  # each holds its message for longer than a test sandbox's lease
             await c.call({"op": "consume", "prefix": "__wkf_step_", "log": str(log.path), "hold": 6})
         sent = await ctx.world.queue(QUEUE, {"key": "slow"})
-        await _until(lambda: any(e["ev"] == "ack" for e in log.entries()), "the slow handler to finish", 60)
+        await wait_for_log(log, lambda: any(e["ev"] == "ack" for e in log.entries()), "the slow handler to finish", 60)
         await asyncio.sleep(SETTLE)
         problems = stream_problems(log.entries(), "slow", sent.message_id, effectively_once=_once(ctx))
         assert not problems, f"{problems}: {log.entries()}"
@@ -186,22 +186,15 @@ def test_Q3_key_held_while_first_message_is_in_flight__MUST(world: WorldHarness,
         child = await ctx.spawn("consumer")
         await child.call({"op": "consume", "prefix": "__wkf_step_", "log": str(log.path), "hold": 1.5})
         first = await ctx.world.queue(QUEUE, {"key": "m1"}, idempotency_key="k")
-        await _until(lambda: bool(log.entries()), "the consumer to receive the message")
+        await wait_for_log(log, lambda: bool(log.entries()), "the consumer to receive the message")
         again = await ctx.world.queue(QUEUE, {"key": "m1"}, idempotency_key="k")
         assert again.message_id == first.message_id, "a key is held until its message is acknowledged"
-        await _until(lambda: any(e["ev"] == "ack" for e in log.entries()), "the ack")
+        await wait_for_log(log, lambda: any(e["ev"] == "ack" for e in log.entries()), "the ack")
         await asyncio.sleep(SETTLE)
         problems = stream_problems(log.entries(), "m1", first.message_id, effectively_once=_once(ctx))
         assert not problems, (problems, log.entries())
 
     world.run(body)
-
-
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @requires(Capability.DELAYED_DELIVERY)
@@ -241,7 +234,7 @@ def test_Q5_message_of_killed_consumer_redelivered__MUST(world: WorldHarness, lo
         child = await ctx.spawn("consumer")
         await child.call({"op": "consume", "prefix": "__wkf_step_", "log": str(log.path), "hold": 60})
         sent = await ctx.world.queue(QUEUE, {"key": "m1"})
-        await _until(lambda: bool(log.entries()), "the child consumer to receive the message")
+        await wait_for_log(log, lambda: bool(log.entries()), "the child consumer to receive the message")
         probe = QueueProbe(log_dir / "log")
         probe.attach(ctx.world)
         await ctx.world.start()  # the survivor runs before the holder dies: the lease must expire, not a restart
@@ -264,10 +257,9 @@ def test_Q5_one_consumer_holds_a_message_at_a_time__MUST(world: WorldHarness, lo
             await c.call({"op": "consume", "prefix": "__wkf_step_", "log": str(log.path), "hold": 0.3})
         keys = [f"m{i}" for i in range(8)]
         sent = {k: (await ctx.world.queue(QUEUE, {"key": k})).message_id for k in keys}
-        deadline = time.monotonic() + 60
-        while {e["key"] for e in log.entries() if e["ev"] == "ack"} != set(keys):
-            assert time.monotonic() < deadline, "not every message was processed"
-            await asyncio.sleep(0.05)
+        await wait_for_log(
+            log, lambda: {e["key"] for e in log.entries() if e["ev"] == "ack"} == set(keys), "every message", 60
+        )
         entries = log.entries()
         assert not judge(sent, entries).problems(effectively_once=_once(ctx))
         for key, message_id in sent.items():
