@@ -14,7 +14,7 @@ from worlds_sdk.discovery import resolve_world
 from worlds_sdk.models import EventRequest, MessageMeta
 from worlds_sdk.protocols import World
 
-from .deadlines import Deadlines
+from .deadlines import Deadlines, WorldHung
 from .history import DeliveryLog
 from .processes import CHILD_ENV
 from .wire import outcome_to_wire, request_from_wire
@@ -112,7 +112,7 @@ async def main() -> None:
     async def run(cmd: dict[str, Any]) -> None:
         try:
             result = await COMMANDS[cmd["op"]](world, cmd)
-        except Exception as exc:
+        except (Exception, WorldHung) as exc:
             result = outcome_to_wire(None, exc)
         emit({"kind": "result", **result})
 

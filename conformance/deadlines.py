@@ -30,14 +30,21 @@ class CallDeadlineExceeded(AssertionError):
     """A call on the World did not return within its deadline: the World hung."""
 
 
+class WorldHung(BaseException):
+    """The World hung earlier in this run in the same way: this test fails now, without waiting again.
+
+    A ``BaseException``, so hypothesis does not replay and shrink the example (every
+    replay would meet the same hang) and no test's ``except Exception`` hides it.
+    """
+
+
 class Deadlines:
     """The deadlines of one run: which calls have hung is shared by every test of the session.
 
     A call is known by its method and, for ``events.create``, the event type, so
     a World that hangs on ``step_completed`` fails every later ``step_completed``
-    at once (without calling it: that test, and a hypothesis example replayed
-    while shrinking, gets its verdict now) while its other events still get the
-    whole deadline.
+    at once with :class:`WorldHung` (without calling it) while its other events
+    still get the whole deadline.
     """
 
     def __init__(self, deadline: float = CALL_DEADLINE) -> None:
@@ -56,7 +63,7 @@ class Deadlines:
             return await call()
         key = f"{name}{_event_type(args)}"
         if key in self.hung:
-            raise CallDeadlineExceeded(f"the World hung earlier in this run: {self.hung[key]}; not called again")
+            raise WorldHung(f"the World hung earlier in this run: {self.hung[key]}; not called again")
         try:
             return await asyncio.wait_for(call(), self.deadline)
         except TimeoutError:

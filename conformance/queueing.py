@@ -21,6 +21,7 @@ from typing import Any
 from worlds_sdk.models import MessageMeta, Reschedule
 from worlds_sdk.protocols import World
 
+from .deadlines import WorldHung
 from .history import DeliveryLog
 
 STALLED_WAIT = 3.0
@@ -42,11 +43,11 @@ class QueueStall:
     def limit(self, timeout: float, delivered: bool) -> float:
         return timeout if delivered or self.first is None else min(timeout, STALLED_WAIT)
 
-    def timed_out(self, what: str, delivered: bool, limit: float, timeout: float) -> AssertionError:
+    def timed_out(self, what: str, delivered: bool, limit: float, timeout: float) -> BaseException:
         """The failure of a wait; remembers a wait that saw no delivery at all."""
         if limit < timeout:
-            what += f"; the queue delivered nothing in an earlier wait either ({self.first}), so waited {limit:g}s"
-        elif not delivered:
+            return WorldHung(f"{what}; the queue delivered nothing in an earlier wait either ({self.first})")
+        if not delivered:
             self.first = what
         return AssertionError(what)
 
