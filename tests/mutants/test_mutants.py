@@ -85,6 +85,7 @@ MUTANTS = [
     Case("completes_waits_twice", "test_EV9_wait_rules", "EV-9", "AssertionError"),
     Case("ignores_spec_version", "test_EV10_run_from_newer_spec", "EV-10", "DID NOT RAISE RunNotSupportedError"),
     Case("events_out_of_order", "test_EV11_events_listed_in_append_order", "EV-11", "AssertionError"),
+    Case("created_at_goes_back", "test_EV11_events_listed_in_append_order", "EV-11", "created_at decreases"),
     Case("racy_hook_token", "test_HK1_token_unique_under_concurrent_creation", "HK-1", "AssertionError"),
     Case(
         "self_conflict",
