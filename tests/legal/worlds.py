@@ -182,9 +182,12 @@ async def _slowly(name: str, args: Sequence[Any], kwargs: dict[str, Any], call: 
     return await call()
 
 
-def _slow(config: WorldConfig) -> Any:
-    """Every call a few milliseconds slower, as over a network: nothing in the contract is timed."""
-    return CallProxy(MemoryWorld(config), _slowly)
+def _slow(config: WorldConfig | None = None) -> Any:
+    """The local World, every call a few milliseconds slower, as over a network: nothing in the contract is timed.
+
+    Built on the local World so races, crashes and leases across processes run slow too.
+    """
+    return CallProxy(LocalWorld(config), _slowly)
 
 
 def _local(world_class: type[LocalWorld], name: str) -> WorldBackend:
@@ -198,4 +201,4 @@ delivers_late = backend(DeliversLate, "legal-delivers-late")
 short_pages = backend(ShortPages, "legal-short-pages")
 hooks_newest_first = backend(HooksNewestFirst, "legal-hooks-newest-first")
 coarse_clock = backend(CoarseClock, "legal-coarse-clock")
-slow = dataclasses.replace(backend(MemoryWorld, "legal-slow"), factory=_slow)
+slow = _local(_slow, "legal-slow")  # type: ignore[arg-type]
