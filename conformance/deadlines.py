@@ -63,7 +63,8 @@ class Deadlines:
             return await call()
         key = f"{name}{_event_type(args)}"
         if key in self.hung:
-            raise WorldHung(f"the World hung earlier in this run: {self.hung[key]}; not called again")
+            # from None: a caller's exception being handled is not the cause, and would be reported first
+            raise WorldHung(f"the World hung earlier in this run: {self.hung[key]}; not called again") from None
         try:
             return await asyncio.wait_for(call(), self.deadline)
         except TimeoutError:
