@@ -1,8 +1,8 @@
 """A World seen through a wrapper that every async call passes through.
 
-The harness wraps the World under test with it to give each call a deadline
-(:mod:`conformance.deadlines`); the project's own tests wrap Worlds with it to
-make them slow or make one call hang. One generic forwarder serves all of them,
+The harness (and each child process) wraps the World under test with it to give
+each call a deadline (:mod:`conformance.deadlines`); the project's own tests wrap
+Worlds with it to make them slow or make one call hang. One generic forwarder serves all of them,
 so no wrapper has to list the World's methods, and a new method is covered by
 every wrapper at once.
 """
@@ -34,11 +34,6 @@ class CallProxy:
         self._inner = inner
         self._around = around
         self._prefix = prefix
-
-    @property
-    def wrapped(self) -> Any:
-        """The object behind the proxy."""
-        return self._inner
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
