@@ -14,6 +14,7 @@ from worlds_sdk.discovery import resolve_world
 from worlds_sdk.models import EventRequest, MessageMeta
 from worlds_sdk.protocols import World
 
+from .deadlines import Deadlines, WorldHung
 from .history import DeliveryLog
 from .processes import CHILD_ENV
 from .wire import outcome_to_wire, request_from_wire
@@ -103,7 +104,7 @@ COMMANDS = {
 async def main() -> None:
     spec = json.loads(os.environ[CHILD_ENV])
     backend = resolve_world(spec["reference"])
-    world = backend.factory(spec["config"])
+    world = Deadlines().wrap(backend.factory(spec["config"]))  # a hung call ends as an error result
     emit({"kind": "ready", "pid": os.getpid()})
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
@@ -111,7 +112,7 @@ async def main() -> None:
     async def run(cmd: dict[str, Any]) -> None:
         try:
             result = await COMMANDS[cmd["op"]](world, cmd)
-        except Exception as exc:
+        except (Exception, WorldHung) as exc:
             result = outcome_to_wire(None, exc)
         emit({"kind": "result", **result})
 

@@ -4,13 +4,17 @@ Every call to :meth:`WorldHarness.run` provisions a new, empty instance through
 the backend's sandbox, opens it, runs the body in a new event loop and closes the
 World and destroys the instance afterwards -- also when the body fails -- so
 tests and hypothesis examples never see each other's data.
+
+Provisioning and opening are setup, not the World's verdict: when they fail
+(a service is down, a sandbox setting is wrong, a runtime is missing) the
+harness raises :class:`SetupFailed` and the plugin ends the run with one line.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from typing import TypeVar
 
 from worlds_sdk.backend import Sandbox, WorldConfig
@@ -18,6 +22,7 @@ from worlds_sdk.capabilities import Capability
 from worlds_sdk.models import Pagination
 from worlds_sdk.protocols import World
 
+from .deadlines import Deadlines
 from .processes import ChildProcess, spawn
 from .selection import SelectedWorld
 
@@ -26,19 +31,39 @@ BODY_TIMEOUT = 120.0
 CLOSE_TIMEOUT = 30.0
 
 
+class SetupFailed(BaseException):
+    """Provisioning a sandbox or opening the World failed: infrastructure, not a World failure.
+
+    A ``BaseException``, so neither hypothesis (which replays and shrinks on any
+    ``Exception``) nor a test's ``except Exception`` takes it for the World's bug.
+    """
+
+
+@contextmanager
+def setup_step(what: str) -> Iterator[None]:
+    """Turn any exception raised while doing ``what`` into :class:`SetupFailed`, with the cause on one line."""
+    try:
+        yield
+    except Exception as exc:
+        raise SetupFailed(f"{what} failed: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+
+
 class WorldContext:
     """One isolated World instance, as a test body sees it."""
 
-    def __init__(self, selected: SelectedWorld, config: WorldConfig, stack: AsyncExitStack) -> None:
+    def __init__(
+        self, selected: SelectedWorld, config: WorldConfig, stack: AsyncExitStack, deadlines: Deadlines
+    ) -> None:
         self.selected = selected
         self.config = config
         self._stack = stack
+        self._deadlines = deadlines
         self._open_worlds: list[World] = []
         stack.push_async_callback(self._close_all)
         self.world = self._open()
 
     def _open(self) -> World:
-        world = self.selected.backend.factory(self.config)
+        world: World = self._deadlines.wrap(self.selected.backend.factory(self.config))
         self._open_worlds.append(world)
         return world
 
@@ -85,19 +110,24 @@ class WorldHarness:
     def __init__(self, selected: SelectedWorld, sandbox: Sandbox) -> None:
         self.selected = selected
         self.sandbox = sandbox
+        self.deadlines = Deadlines()
+        """Every call on the World has a deadline; a method that hung once fails fast afterwards."""
 
     @property
     def capabilities(self) -> frozenset[Capability]:
         return self.selected.capabilities
 
     def run(self, body: Callable[[WorldContext], Awaitable[T]], *, timeout: float = BODY_TIMEOUT) -> T:
-        with self.sandbox.instance() as config:
+        with ExitStack() as instance:
+            with setup_step("provisioning a sandbox instance"):
+                config = instance.enter_context(self.sandbox.instance())
             return asyncio.run(self._main(config, body, timeout))
 
     async def _main(self, config: WorldConfig, body: Callable[[WorldContext], Awaitable[T]], timeout: float) -> T:
         async with AsyncExitStack() as stack:
-            ctx = WorldContext(self.selected, config, stack)
-            await _check_empty(ctx.world)
+            with setup_step("opening the World"):
+                ctx = WorldContext(self.selected, config, stack, self.deadlines)
+                await _check_empty(ctx.world)
             return await asyncio.wait_for(body(ctx), timeout)
 
 

@@ -10,6 +10,11 @@ the record survives the consumer being SIGKILLed. The checker then counts:
   declares effectively-once delivery;
 * **attempt/id errors** -- a message whose id changed across deliveries, or whose
   attempts did not start at 1 and increase (Q-2).
+
+:func:`stream_problems` judges the deliveries of one message as a single delivery
+stream (Q-3, Q-5): one message id, attempts increasing, never two deliveries held
+at once. It never counts deliveries: a redelivery after an ack is at-least-once
+delivery at work (Q-1), unless the World declares effectively-once delivery.
 """
 
 from __future__ import annotations
@@ -109,3 +114,28 @@ def judge(enqueued: dict[str, str], entries: list[dict[str, Any]]) -> Verdict:
         if any(b <= a for a, b in itertools.pairwise(seen)):
             verdict.id_or_attempt_errors.append(f"{key}: attempts not increasing {seen}")
     return verdict
+
+
+def stream_problems(entries: list[dict[str, Any]], key: str, message_id: str, *, effectively_once: bool) -> list[str]:
+    """What makes the deliveries of ``key`` more than one delivery stream of ``message_id``.
+
+    A ``deliver`` entry opens a delivery and an ``ack`` or ``release`` entry of the same
+    process closes it; a delivery that starts while another is open was handed out twice
+    at the same time, which no lease allows.
+    """
+    mine = [e for e in entries if e["key"] == key]
+    problems = [f"delivered as {e['message_id']}, not {message_id}" for e in mine if e["message_id"] != message_id]
+    attempts = [e["attempt"] for e in mine if e["ev"] == "deliver"]
+    if any(b <= a for a, b in itertools.pairwise(attempts)):
+        problems.append(f"attempts {attempts} do not increase: a second delivery stream")
+    held: list[int] = []
+    for e in mine:
+        if e["ev"] == "deliver":
+            if held:
+                problems.append(f"delivered to pid {e['pid']} (attempt {e['attempt']}) while held by pid {held}")
+            held.append(e["pid"])
+        elif e["pid"] in held:
+            held.remove(e["pid"])
+    if effectively_once and len(attempts) > 1:
+        problems.append(f"{len(attempts)} deliveries from an effectively-once World")
+    return problems

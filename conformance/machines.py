@@ -24,11 +24,11 @@ from worlds_sdk.errors import HookNotFoundError, WorkflowWorldError
 from worlds_sdk.models import Event, EventRequest, EventResult
 
 from .builders import bootstrap_request, hook_request, run_created_request, step_request, terminal_request, wait_request
-from .harness import WorldHarness
+from .harness import WorldHarness, setup_step
 from .history import judge
 from .oracle import Oracle, comparable
 from .queueing import QueueProbe
-from .reading import all_events
+from .reading import all_events, chunk_pages, read_stream
 
 T = TypeVar("T")
 STEP_IDS = ("s1", "s2", "s3")
@@ -63,10 +63,12 @@ class _WorldMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self._stack = ExitStack()
-        config = self._stack.enter_context(self.harness.sandbox.instance())
+        with setup_step("provisioning a sandbox instance"):
+            config = self._stack.enter_context(self.harness.sandbox.instance())
         self.loop = asyncio.new_event_loop()
         try:
-            self.world = self.harness.selected.backend.factory(config)
+            with setup_step("opening the World"):
+                self.world = self.harness.deadlines.wrap(self.harness.selected.backend.factory(config))
         except BaseException:
             self.loop.close()
             self._stack.close()
@@ -287,16 +289,10 @@ def streams_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
 
         @rule(name=st.sampled_from(["a", "b"]), limit=st.integers(1, 4))
         def page_through(self, name: str, limit: int) -> None:
-            got: list[bytes] = []
-            cursor = None
-            while True:
-                page = self.run(self.world.get_stream_chunks(name, "wrun_model", limit=limit, cursor=cursor))
-                got += [c.data for c in page.data]
-                if not page.has_more:
-                    break
-                cursor = page.cursor
+            pages = self.run(chunk_pages(self.world, name, "wrun_model", limit=limit))
+            got = [c.data for page in pages for c in page.data]
             assert got == self.model.get(name, []), "ST-1: paged chunks differ from what was written"
-            assert page.done == (name in self.closed), "ST-1: done flag wrong"
+            assert pages[-1].done == (name in self.closed), "ST-1: done flag wrong"
 
         @invariant()
         def info_and_reads_match(self) -> None:
@@ -304,7 +300,7 @@ def streams_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
                 info = self.run(self.world.get_stream_info(name, "wrun_model"))
                 assert info.tail_index == len(chunks) - 1, "ST-1: tail index wrong"
                 if name in self.closed:
-                    read = self.run(_read_all(self.world, name))
+                    read = self.run(read_stream(self.world, name))
                     assert read == chunks, "ST-1: read of a closed stream differs"
 
     StreamsMachine.harness = harness
@@ -313,7 +309,3 @@ def streams_machine(harness: WorldHarness) -> type[RuleBasedStateMachine]:
 
 def _event_key(event: Event) -> tuple[Any, ...]:
     return (event.event_type, event.correlation_id, event.event_data, event.spec_version)
-
-
-async def _read_all(world: Any, name: str) -> list[bytes]:
-    return [c async for c in world.read_from_stream(name, 0)]

@@ -2,7 +2,8 @@
 
 Tests never branch on a backend's name. The rule a test checks, and whether the
 rule is a MUST, SHOULD or MAY, are in its name (``test_HK1_token_unique__MUST``);
-the capabilities and spec versions it needs are markers::
+the capabilities and spec versions it needs are markers, and so are the read
+parameters it shows honoured (``@pins("runs.list", "status")``)::
 
     @requires(Capability.MULTI_PROCESS)
     @spec(">=3")
@@ -47,6 +48,20 @@ def requires(*capabilities: Capability | str) -> pytest.MarkDecorator:
     """Mark a test as needing capabilities; an unknown name fails at import, never silently."""
     caps = tuple(Capability(c) for c in capabilities)
     return pytest.mark.worlds_requires(*caps)
+
+
+def pins(method: str, *parameters: str) -> pytest.MarkDecorator:
+    """Declare that this MUST test fails when a World ignores ``parameters`` of the read method ``method``.
+
+    ``method`` is named as a test calls it (``runs.list``, ``events.get``,
+    ``get_stream_chunks``) and a pagination field as ``pagination.limit``. The
+    project's meta-test reads these declarations from the suite's source and fails
+    when a read parameter of ``worlds_sdk.protocols`` has no pinning test, so a
+    parameter every test happens to pass but none checks cannot go unnoticed.
+    """
+    if not parameters:
+        raise ValueError(f"pins({method!r}) names no parameter")
+    return pytest.mark.worlds_pins(method, *parameters)
 
 
 def spec(constraint: str) -> pytest.MarkDecorator:

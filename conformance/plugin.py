@@ -6,7 +6,8 @@ installing worlds-sdk never disturbs another project's test run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from _pytest.config import Config as _Config
 from worlds_sdk.discovery import DiscoveryError, WorldNotFoundError, resolve_world
 
 from . import profiles
-from .harness import WorldHarness
+from .harness import SetupFailed, WorldHarness, setup_step
 from .markers import rule_of, spec_allows
 from .report import RuleResults
 from .selection import SELECTED, SelectedWorld, parse_world_config
@@ -54,6 +55,7 @@ def _setting(config: pytest.Config, name: str) -> object:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "worlds_requires(*capabilities): the World capabilities a test needs")
     config.addinivalue_line("markers", "worlds_spec(constraint): the spec versions a test applies to")
+    config.addinivalue_line("markers", "worlds_pins(method, *parameters): read parameters a test shows honoured")
     reference = _setting(config, "world")
     if not reference:
         return
@@ -127,8 +129,14 @@ def world(pytestconfig: pytest.Config) -> Iterator[WorldHarness]:
     selected = pytestconfig.stash.get(SELECTED, None)
     if selected is None:
         pytest.fail("the conformance suite needs --world=<world>")
-    with selected.backend.sandbox(selected.settings) as sandbox:
+    with ExitStack() as stack:
+        with setup_step(f"starting the sandbox of world {selected.backend.id!r}"):
+            sandbox = stack.enter_context(selected.backend.sandbox(selected.settings))
         yield WorldHarness(selected, sandbox)
+
+
+NOT_JUDGED = pytest.ExitCode.INTERNAL_ERROR
+"""Exit status of a run that setup stopped: 3, neither 0 (the World passed) nor 1 (it failed)."""
 
 
 def _in_suite(item: pytest.Item) -> bool:
@@ -166,6 +174,7 @@ class _Recorder:
         self.results = RuleResults()
         self.suite_ids: set[str] = set()
         self.deselected = 0
+        self.setup_error: str | None = None
 
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
         self.deselected += sum(1 for item in items if _in_suite(item))
@@ -182,6 +191,22 @@ class _Recorder:
                 returncode=pytest.ExitCode.USAGE_ERROR,
             )
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._setup_guard())
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self._setup_guard())
+
+    def _setup_guard(self) -> Generator[None, None, None]:
+        """Stop the whole run at the first setup failure: no test after it could give a verdict."""
+        try:
+            return (yield)
+        except SetupFailed as exc:
+            self.setup_error = str(exc)
+            pytest.exit(f"worlds: setup error, no verdict on the World: {exc}", returncode=NOT_JUDGED)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         ref = rule_of(report.nodeid.rsplit("::", 1)[-1])
         if ref is not None and report.nodeid in self.suite_ids:
@@ -195,6 +220,8 @@ class _Recorder:
                 terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.setup_error is not None:
+            self.results.not_run(self.suite_ids, self.setup_error)
         if self.report_path:
             complete = not self.deselected and self.suite_ids and self.suite_ids <= self.results.records.keys()
             self.results.write(
@@ -203,4 +230,5 @@ class _Recorder:
                 exitstatus=int(exitstatus),
                 complete=bool(complete),
                 deselected=self.deselected,
+                setup_error=self.setup_error,
             )

@@ -48,7 +48,7 @@ class ChildProcess:
         await self.proc.stdin.drain()
 
     async def receive(self, kind: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
-        """The next message (of ``kind``, skipping others); fails if the child dies first."""
+        """The next message (of ``kind``, skipping others); fails if the child dies or a command fails first."""
         assert self.proc.stdout is not None
         while True:
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
@@ -57,6 +57,8 @@ class ChildProcess:
             message: dict[str, Any] = json.loads(line)
             if kind is None or message.get("kind") == kind:
                 return message
+            if message.get("kind") == "result" and not message.get("ok", True):
+                raise RuntimeError(f"child {self.name}: a command failed while waiting for {kind!r}: {message}")
             self.skipped.append(message)
 
     async def call(self, command: Mapping[str, Any], timeout: float = 60.0) -> dict[str, Any]:

@@ -6,25 +6,76 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from worlds_sdk.models import Event, Page, Pagination, Run, Step
+from worlds_sdk.models import ChunkPage, Event, Page, Pagination, Run, SortOrder, Step, StreamChunk
 from worlds_sdk.protocols import World
 
 T = TypeVar("T")
 RUN_END = {"run_completed": "completed", "run_failed": "failed", "run_cancelled": "cancelled"}
 
 
-async def collect(fetch: Callable[[Pagination], Awaitable[Page[T]]], *, limit: int = 100) -> list[T]:
-    """Every item of a paginated list, following cursors; fails on a cursor loop."""
+async def collect(
+    fetch: Callable[[Pagination], Awaitable[Page[T]]], *, limit: int = 100, sort_order: SortOrder | None = None
+) -> list[T]:
+    """Every item of a paginated list, following cursors; fails on a cursor loop.
+
+    ``limit`` is an upper bound (docs/spec.md §1): a page may hold fewer items and
+    still have more after it, so a whole list is only ever read by following cursors.
+    """
+    items, _ = await read_to_end(fetch, limit=limit, sort_order=sort_order)
+    return items
+
+
+async def read_to_end(
+    fetch: Callable[[Pagination], Awaitable[Page[T]]],
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+    sort_order: SortOrder | None = None,
+) -> tuple[list[T], str | None]:
+    """The items after ``cursor`` up to the end of the list, and the cursor of the last page.
+
+    Fails on a page larger than ``limit`` (a World ignoring it) and on a cursor that
+    comes back (a World ignoring it: the same page again and again).
+    """
     items: list[T] = []
-    cursor: str | None = None
-    for _ in range(100_000):
-        page = await fetch(Pagination(limit=limit, cursor=cursor))
+    seen = {cursor}
+    while True:
+        page = await fetch(Pagination(limit=limit, cursor=cursor, sort_order=sort_order))
+        assert len(page.data) <= limit, f"a page of {len(page.data)} items for limit={limit}"
         items.extend(page.data)
         if not page.has_more:
-            return items
+            return items, page.cursor
         assert page.cursor is not None, "has_more=True needs a cursor"
+        assert page.cursor not in seen, f"cursor {page.cursor!r} came back: the list does not advance"
+        seen.add(page.cursor)
         cursor = page.cursor
-    raise AssertionError("pagination did not terminate")
+
+
+async def chunk_pages(world: World, name: str, run_id: str, *, limit: int = 1000) -> list[ChunkPage]:
+    """The pages of a stream through ``get_stream_chunks``, following cursors (pages may be short)."""
+    pages: list[ChunkPage] = []
+    cursor: str | None = None
+    seen = {cursor}
+    while True:
+        page = await world.get_stream_chunks(name, run_id, limit=limit, cursor=cursor)
+        assert len(page.data) <= limit, f"a page of {len(page.data)} chunks for limit={limit}"
+        pages.append(page)
+        if not page.has_more:
+            return pages
+        assert page.cursor is not None, "has_more=True needs a cursor"
+        assert page.cursor not in seen, f"cursor {page.cursor!r} came back: the stream does not advance"
+        seen.add(page.cursor)
+        cursor = page.cursor
+
+
+async def all_chunks(world: World, name: str, run_id: str, *, limit: int = 1000) -> list[StreamChunk]:
+    """Every chunk of a stream, read page by page."""
+    return [chunk for page in await chunk_pages(world, name, run_id, limit=limit) for chunk in page.data]
+
+
+async def read_stream(world: World, name: str, start_index: int = 0) -> list[bytes]:
+    """Every chunk ``read_from_stream`` yields until the stream is closed."""
+    return [chunk async for chunk in world.read_from_stream(name, start_index)]
 
 
 async def all_events(world: World, run_id: str) -> list[Event]:

@@ -1,7 +1,9 @@
 """Per-rule results: the JSON report (``--worlds-report``) and the terminal matrix.
 
 A rule passes when at least one of its tests passed and none failed, fails when
-any failed, and is skipped when all its tests were skipped (the reasons say
+any failed, is ``error`` when a test of it could not run because setup failed (a
+service down, a bad sandbox setting: no verdict either way), and is skipped when
+all its tests were skipped (the reasons say
 which capability or spec version was missing). A CI gate reads the JSON; a
 person reads the matrix.
 """
@@ -17,11 +19,12 @@ from typing import Any
 
 import pytest
 
-from .markers import RuleRef
+from .markers import RuleRef, rule_of
 from .selection import SelectedWorld
 
-_RANK = {"failed": 2, "passed": 1, "skipped": 0}
-STATUSES = ("pass", "partial", "fail", "skip")
+_RANK = {"failed": 3, "error": 2, "passed": 1, "skipped": 0}
+STATUSES = ("pass", "partial", "fail", "error", "skip")
+_VERDICT = {"passed": "pass", "failed": "fail", "error": "error", "skipped": "skip"}
 
 
 @dataclass
@@ -41,16 +44,26 @@ class RuleResults:
     records: dict[str, TestRecord] = field(default_factory=dict)
 
     def add(self, ref: RuleRef, report: pytest.TestReport) -> None:
-        # A SHOULD or MAY check is its own entry, so it never decides a MUST rule's verdict.
-        rule = ref.rule if ref.level == "MUST" else f"{ref.rule}/{ref.level}"
-        rec = self.records.setdefault(report.nodeid, TestRecord(report.nodeid, rule, ref.level))
+        rec = self.records.setdefault(report.nodeid, TestRecord(report.nodeid, _entry(ref), ref.level))
         rec.duration += report.duration
         if report.failed:
             rec.outcome = "failed"
             rec.reason = _first_line(report.longreprtext)
+            for rule in _named_rules(rec.reason) if ref.rule.startswith("MB-") else ():
+                # a state machine's failure names the rule its check broke: charge that rule too
+                self.records[f"{report.nodeid} -> {rule}"] = TestRecord(
+                    report.nodeid, rule, "MUST", "failed", rec.duration, rec.reason
+                )
         elif report.skipped and rec.outcome != "failed":
             rec.outcome = "skipped"
             rec.reason = _skip_reason(report)
+
+    def not_run(self, nodeids: set[str], reason: str) -> None:
+        """Record every test of ``nodeids`` that has no outcome as ``error``: setup stopped the run first."""
+        for nodeid in sorted(nodeids - self.records.keys()):
+            ref = rule_of(nodeid.rsplit("::", 1)[-1])
+            if ref is not None:
+                self.records[nodeid] = TestRecord(nodeid, _entry(ref), ref.level, outcome="error", reason=reason)
 
     def by_rule(self) -> dict[str, dict[str, Any]]:
         grouped: dict[str, list[TestRecord]] = defaultdict(list)
@@ -61,7 +74,7 @@ class RuleResults:
             recs = grouped[rule]
             outcomes = {r.outcome for r in recs}
             status = max(outcomes, key=lambda o: _RANK[o])
-            verdict = {"passed": "pass", "failed": "fail", "skipped": "skip"}[status]
+            verdict = _VERDICT[status]
             if verdict == "pass" and "skipped" in outcomes:
                 verdict = "partial"  # some of the rule's tests were not run: say so, never a plain pass
             out[rule] = {
@@ -107,6 +120,20 @@ class RuleResults:
             detail = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
             lines.append(f"{rule:<13} {info['level']:<7} {info['status'].upper():<7} {detail}")
         return lines
+
+
+_NAMED = re.compile(r"^(?:\w+: )?((?:[A-Z]+-\d+)(?:/[A-Z]+-\d+)*): ")
+
+
+def _named_rules(reason: str) -> list[str]:
+    """The rules a failure message starts with: ``AssertionError: HK-1/HK-2: ...`` names HK-1 and HK-2."""
+    m = _NAMED.match(reason)
+    return m.group(1).split("/") if m else []
+
+
+def _entry(ref: RuleRef) -> str:
+    """A SHOULD or MAY check is its own entry (``EV-11/SHOULD``), so it never decides a MUST rule's verdict."""
+    return ref.rule if ref.level == "MUST" else f"{ref.rule}/{ref.level}"
 
 
 def _rule_sort_key(rule: str) -> tuple[str, int, str]:

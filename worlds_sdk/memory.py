@@ -15,7 +15,7 @@ The seams: ``_snapshot`` (what ``rules.decide`` sees, read atomically) and
 ``MessageStore``) and ``queue`` for the queue; ``write_to_stream``,
 ``close_stream`` and ``read_slice`` for streams; ``runs``/``steps``/``events``/
 ``hooks`` for reads; ``_resolve_run_id``, ``_needs_recovery``,
-``_recovery_deployment``, ``_closed_error`` and ``_check_queue_options`` for the
+``_recovery_deployment``, ``_closed_error``, ``_check_queue_options`` and ``_stamp`` for the
 smaller rules. World objects opened with the same
 config ``name`` share one state, as two clients of one database would; the state
 lives in this process only, so the World declares no ``multi_process``.
@@ -218,6 +218,11 @@ class MemoryWorld:
 
     def _closed_error(self) -> Exception:
         return WorldUnavailableError("this memory World is closed")
+
+    def _stamp(self, last: datetime | None) -> datetime:
+        """The time the next events are stamped with: never before ``last``, the newest event's (EV-11)."""
+        now = datetime.now(UTC)
+        return now if last is None or now > last else last + timedelta(microseconds=1)
 
     async def close(self) -> None:
         await self.consumer.stop(grace_seconds=1)
@@ -494,9 +499,7 @@ class _Events(_Group):
     async def create(
         self, run_id: str | None, request: EventRequest, *, resolve_data: ResolveData = "all"
     ) -> EventResult:
-        now = datetime.now(UTC)
-        if self.state.events and self.state.events[-1][1].created_at >= now:
-            now = self.state.events[-1][1].created_at + timedelta(microseconds=1)
+        now = self.world._stamp(self.state.events[-1][1].created_at if self.state.events else None)
         rid = self.world._resolve_run_id(run_id, request, now)
         snapshot = await self.world._snapshot(rid, request)
         effects = rules.decide(rid, request, snapshot, now=now, world_spec_version=self.world.spec_version)

@@ -7,12 +7,13 @@ import itertools
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from conformance import WorldContext, WorldHarness, requires, spec
+from conformance import WorldContext, WorldHarness, pins, requires, spec
 from conformance.builders import (
     bootstrap_request,
     new_run,
@@ -30,6 +31,7 @@ from conformance.reading import (
     collect,
     entities_imply_events,
     events_imply_entities,
+    read_to_end,
 )
 from conformance.wire import request_to_wire
 from worlds_sdk import ids
@@ -44,7 +46,7 @@ from worlds_sdk.errors import (
     WaitNotFoundError,
     WorkflowRunNotFoundError,
 )
-from worlds_sdk.models import EventRequest, Pagination
+from worlds_sdk.models import EventRequest, Page, Pagination, SortOrder
 from worlds_sdk.protocols import World
 
 pytestmark = spec(">=3")
@@ -124,7 +126,8 @@ def test_EV1_sigkilled_writer_leaves_whole_events__MUST(world: WorldHarness) -> 
                 problems += events_imply_entities(events, steps, run)
                 problems += entities_imply_events(steps, run, events)
                 if run.status == "completed":  # HK-3 in the same atomic unit as the terminal event
-                    assert (await world_after.hooks.list(run_id=run_id)).data == [], f"{run_id}: hooks outlive run"
+                    hooks = await collect(lambda p, r=run_id, w=world_after: w.hooks.list(run_id=r, pagination=p))
+                    assert hooks == [], f"{run_id}: hooks outlive run"
             assert not problems, problems[:5]
 
     world.run(body)
@@ -610,10 +613,11 @@ def test_EV11_events_listed_in_append_order__MUST(world: WorldHarness) -> None:
             appended.append(result.event.event_id)
         listed = [e.event_id for e in await all_events(w, run.run_id)][2:]
         assert listed == appended
-        page = await w.events.list(run.run_id, pagination=Pagination(limit=1000, sort_order="desc"))
-        assert [e.event_id for e in page.data][: len(appended)] == appended[::-1]
+        newest_first = await collect(lambda p: w.events.list(run.run_id, pagination=p), sort_order="desc")
+        assert [e.event_id for e in newest_first][: len(appended)] == appended[::-1]
         events = await all_events(w, run.run_id)
-        assert all(a.created_at <= b.created_at for a, b in itertools.pairwise(events))
+        decreasing = [(a.event_id, b.event_id) for a, b in itertools.pairwise(events) if b.created_at < a.created_at]
+        assert not decreasing, f"created_at decreases along the list: {decreasing[:3]}"
 
     world.run(body)
 
@@ -622,13 +626,17 @@ def test_EV11_cursor_at_end_yields_new_events__MUST(world: WorldHarness) -> None
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
         run = await new_run(w, started=True)
-        page = await w.events.list(run.run_id, pagination=Pagination(limit=2))
-        assert page.cursor is not None
-        tail = await w.events.list(run.run_id, pagination=Pagination(limit=10, cursor=page.cursor))
+
+        def fetch(p: Pagination) -> Any:
+            return w.events.list(run.run_id, pagination=p)
+
+        events, cursor = await read_to_end(fetch, limit=2)
+        assert len(events) == 2 and cursor is not None, "the last page must carry a cursor"
+        tail = await w.events.list(run.run_id, pagination=Pagination(limit=10, cursor=cursor))
         assert tail.data == [] and not tail.has_more
         added = await w.events.create(run.run_id, step_request("step_created", "late"))
-        later = await w.events.list(run.run_id, pagination=Pagination(limit=10, cursor=page.cursor))
-        assert [e.event_id for e in later.data] == [added.event.event_id]  # type: ignore[union-attr]
+        later, _ = await read_to_end(fetch, cursor=cursor, limit=10)
+        assert [e.event_id for e in later] == [added.event.event_id]  # type: ignore[union-attr]
 
     world.run(body)
 
@@ -653,8 +661,10 @@ def test_EV11_pages_never_skip_or_repeat_under_appends__MUST(world: WorldHarness
                 seen += [e.event_id for e in page.data]
                 cursor = page.cursor or cursor
                 if not page.has_more and not writing.is_set():
-                    page = await w.events.list(run.run_id, pagination=Pagination(limit=1000, cursor=cursor))
-                    return seen + [e.event_id for e in page.data]
+                    rest, _ = await read_to_end(
+                        lambda p: w.events.list(run.run_id, pagination=p), cursor=cursor, limit=1000
+                    )
+                    return seen + [e.event_id for e in rest]
                 await asyncio.sleep(0)
 
         _, seen = await asyncio.gather(writer(), pager())
@@ -670,9 +680,10 @@ def test_EV11_list_by_correlation_id__MUST(world: WorldHarness) -> None:
         await new_step(w, run.run_id, "a", started=True)
         await new_step(w, run.run_id, "b")
         await w.events.create(run.run_id, step_request("step_completed", "a"))
-        page = await w.events.list_by_correlation_id("a", run_id=run.run_id)
-        assert [e.event_type for e in page.data] == ["step_created", "step_started", "step_completed"]
-        assert next(e.event_type for e in (await w.events.list_by_correlation_id("a")).data) == "step_created"
+        listed = await collect(lambda p: w.events.list_by_correlation_id("a", run_id=run.run_id, pagination=p))
+        assert [e.event_type for e in listed] == ["step_created", "step_started", "step_completed"]
+        anywhere = await collect(lambda p: w.events.list_by_correlation_id("a", pagination=p))
+        assert anywhere[0].event_type == "step_created"
 
     world.run(body)
 
@@ -699,13 +710,18 @@ def test_EV11_runs_and_steps_list_newest_first__SHOULD(world: WorldHarness) -> N
             await new_step(w, runs[0].run_id, f"s{i}")
             await asyncio.sleep(0.002)
         assert [s.step_id for s in await all_steps(w, runs[0].run_id)] == ["s2", "s1", "s0"]
-        filtered = await w.runs.list(status="running", workflow_name="wf_conformance")
-        assert {r.run_id for r in filtered.data} == {r.run_id for r in runs}
-        assert (await w.runs.list(status="completed")).data == []
+        filtered = await collect(lambda p: w.runs.list(status="running", workflow_name="wf_conformance", pagination=p))
+        assert {r.run_id for r in filtered} == {r.run_id for r in runs}
+        assert await collect(lambda p: w.runs.list(status="completed", pagination=p)) == []
 
     world.run(body)
 
 
+@pins("runs.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
+@pins("steps.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
+@pins("hooks.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
+@pins("events.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
+@pins("events.list_by_correlation_id", "pagination.limit", "pagination.cursor", "pagination.sort_order")
 def test_EV11_every_list_pages_with_cursors__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -717,21 +733,28 @@ def test_EV11_every_list_pages_with_cursors__MUST(world: WorldHarness) -> None:
                 owner,
                 EventRequest(event_type="hook_created", correlation_id=f"h{i}", event_data={"token": f"page-{i}"}),
             )
-        for order in ("asc", "desc"):
-
-            def paged(fetch: Any, order: str = order) -> Any:
-                return collect(lambda p: fetch(Pagination(limit=2, cursor=p.cursor, sort_order=order)), limit=2)
-
-            whole = Pagination(limit=1000, sort_order=order)
-            for name, fetch in {
-                "runs": lambda p: w.runs.list(pagination=p),
-                "steps": lambda p: w.steps.list(owner, pagination=p),
-                "hooks": lambda p: w.hooks.list(run_id=owner, pagination=p),
-                "events": lambda p: w.events.list(owner, pagination=p),
-            }.items():
-                got = await paged(fetch)
-                assert got == list((await fetch(whole)).data), f"{name} {order}: pages differ from one page"
+        past = datetime.now(UTC) - timedelta(hours=1)
+        for kind in ("step_started", "step_retrying", "step_started", "step_completed"):  # five events for s0
+            data = {"retry_after": past} if kind == "step_retrying" else {}
+            await w.events.create(owner, step_request(kind, "s0", **data))
+        lists: dict[str, Callable[[Pagination], Awaitable[Page[Any]]]] = {
+            "runs": lambda p: w.runs.list(pagination=p),
+            "steps": lambda p: w.steps.list(owner, pagination=p),
+            "hooks": lambda p: w.hooks.list(run_id=owner, pagination=p),
+            "events": lambda p: w.events.list(owner, pagination=p),
+            "list_by_correlation_id": lambda p: w.events.list_by_correlation_id("s0", run_id=owner, pagination=p),
+        }
+        for name, fetch in lists.items():
+            by_order: dict[str, list[Any]] = {}
+            order: SortOrder
+            for order in ("asc", "desc"):
+                # limit is an upper bound: both reads follow cursors to the end, in pages of any size
+                got = await collect(fetch, limit=2, sort_order=order)
+                whole = await collect(fetch, limit=1000, sort_order=order)
+                assert got == whole, f"{name} {order}: small pages differ from large ones"
                 assert len(got) == len({repr(x) for x in got}) >= 5, f"{name} {order}: repeated or missing items"
+                by_order[order] = got
+            assert by_order["desc"] == by_order["asc"][::-1], f"{name}: sort_order='desc' is not the reverse of 'asc'"
 
     world.run(body)
 

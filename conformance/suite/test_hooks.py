@@ -122,7 +122,7 @@ def test_HK3_terminal_run_disposes_hooks_and_waits__MUST(world: WorldHarness, ki
                 await w.hooks.get(f"hook_{i}")
             with pytest.raises(HookNotFoundError):
                 await w.hooks.get_by_token(f"tok-{kind}-{i}")
-        assert (await w.hooks.list(run_id=run.run_id)).data == []
+        assert await collect(lambda p: w.hooks.list(run_id=run.run_id, pagination=p)) == []
         with pytest.raises(WaitNotFoundError):
             await w.events.create(run.run_id, wait_request("wait_completed", "w1"))
         other = await new_run(w, started=True)
@@ -143,7 +143,7 @@ def test_HK3_explicit_disposal_frees_token__MUST(world: WorldHarness) -> None:
             await w.hooks.get_by_token("tok")
         with pytest.raises(HookNotFoundError):
             await w.hooks.get("hook_a")
-        assert (await w.hooks.list(run_id=a.run_id)).data == []
+        assert await collect(lambda p: w.hooks.list(run_id=a.run_id, pagination=p)) == []
         reuse = await w.events.create(b.run_id, created("hook_b", "tok"))
         assert reuse.hook is not None and reuse.hook.hook_id == "hook_b"
 

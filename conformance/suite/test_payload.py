@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from conformance import WorldContext, WorldHarness, spec
 from conformance.builders import hook_request, new_run, run_created_request, step_request
 from conformance.queueing import QueueProbe
-from conformance.reading import all_events
+from conformance.reading import all_chunks, all_events
 from conformance.strategies import execution_contexts, names, payloads, user_data
 from worlds_sdk.models import EventRequest
 
@@ -106,8 +106,7 @@ def test_PL1_stream_chunks_round_trip__MUST(world: WorldHarness, chunks: list[by
         for c in chunks:
             await ctx.world.write_to_stream("s", "wrun_x", c)
         await ctx.world.close_stream("s", "wrun_x")
-        page = await ctx.world.get_stream_chunks("s", "wrun_x", limit=1000)
-        assert [c.data for c in page.data] == chunks
+        assert [c.data for c in await all_chunks(ctx.world, "s", "wrun_x")] == chunks
 
     world.run(body)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conformance import WorldContext, WorldHarness, spec
+from conformance import WorldContext, WorldHarness, pins, spec
 from conformance.builders import (
     hook_request,
     new_run,
@@ -17,14 +17,27 @@ from conformance.builders import (
     terminal_request,
     wait_request,
 )
-from conformance.reading import collect
-from worlds_sdk.errors import HookNotFoundError, NotFoundError, WorkflowRunNotFoundError
+from conformance.reading import all_chunks, all_events, all_steps, collect, read_stream
+from worlds_sdk.errors import (
+    EventNotFoundError,
+    HookNotFoundError,
+    NotFoundError,
+    StepNotFoundError,
+    WorkflowRunNotFoundError,
+)
 from worlds_sdk.events import PAYLOAD_FIELDS, strip_entity
 from worlds_sdk.models import EventRequest
 
 pytestmark = spec(">=3")
 
 
+@pins("runs.get", "resolve_data")
+@pins("runs.list", "resolve_data")
+@pins("steps.get", "resolve_data")
+@pins("steps.list", "resolve_data")
+@pins("events.get", "resolve_data")
+@pins("events.list", "resolve_data")
+@pins("events.list_by_correlation_id", "resolve_data")
 def test_RD1_resolve_none_strips_exactly_payload_fields__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -66,18 +79,24 @@ def test_RD1_resolve_none_strips_exactly_payload_fields__MUST(world: WorldHarnes
         assert s_bare == dataclasses.replace(s_full, input=None, output=None, error=None)
         assert r_bare == dataclasses.replace(r_full, input=None, output=None, error=None)
         lists = {
-            "runs.list": lambda rd: w.runs.list(resolve_data=rd),
-            "steps.list": lambda rd: w.steps.list(run.run_id, resolve_data=rd),
-            "hooks.list": lambda rd: w.hooks.list(resolve_data=rd),
-            "list_by_correlation_id": lambda rd: w.events.list_by_correlation_id("s1", resolve_data=rd),
+            "runs.list": lambda rd, p: w.runs.list(resolve_data=rd, pagination=p),
+            "steps.list": lambda rd, p: w.steps.list(run.run_id, resolve_data=rd, pagination=p),
+            "list_by_correlation_id": lambda rd, p: w.events.list_by_correlation_id(
+                "s1", resolve_data=rd, pagination=p
+            ),
         }
         for name, fetch in lists.items():
-            full_items, bare_items = (await fetch("all")).data, (await fetch("none")).data
-            assert [strip_entity(x, "none") for x in full_items] == list(bare_items), name
+            full_items = await collect(lambda p, f=fetch: f("all", p))
+            bare_items = await collect(lambda p, f=fetch: f("none", p))
+            assert full_items and [strip_entity(x, "none") for x in full_items] == bare_items, name
+            assert bare_items != full_items, f"{name}: resolve_data='none' stripped nothing"
 
     world.run(body)
 
 
+@pins("hooks.get", "resolve_data")
+@pins("hooks.get_by_token", "resolve_data")
+@pins("hooks.list", "resolve_data")
 def test_RD1_resolve_none_strips_hook_metadata__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -87,6 +106,8 @@ def test_RD1_resolve_none_strips_hook_metadata__MUST(world: WorldHarness) -> Non
         bare = await w.hooks.get("h1", resolve_data="none")
         assert bare.metadata is None and bare.token == "t" and bare.run_id == run.run_id
         assert (await w.hooks.get_by_token("t", resolve_data="none")).metadata is None
+        listed = await collect(lambda p: w.hooks.list(run_id=run.run_id, resolve_data="none", pagination=p))
+        assert [(h.hook_id, h.metadata) for h in listed] == [("h1", None)]
 
     world.run(body)
 
@@ -124,6 +145,9 @@ def test_RD1_create_result_is_stripped_too__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@pins("hooks.list", "run_id")
+@pins("events.list_by_correlation_id", "run_id")
+@pins("list_streams_by_run_id", "run_id")
 def test_ER1_run_id_filters_return_only_that_run__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -132,9 +156,101 @@ def test_ER1_run_id_filters_return_only_that_run__MUST(world: WorldHarness) -> N
             await w.events.create(run.run_id, hook_request("hook_created", f"h-{token}", token=token))
             await new_step(w, run.run_id, "same-step")
             await w.write_to_stream(f"stream-{token}", run.run_id, b"x")
-        assert [h.run_id for h in (await w.hooks.list(run_id=a.run_id)).data] == [a.run_id]
-        events = (await w.events.list_by_correlation_id("same-step", run_id=b.run_id)).data
+        assert [h.run_id for h in await collect(lambda p: w.hooks.list(run_id=a.run_id, pagination=p))] == [a.run_id]
+        events = await collect(lambda p: w.events.list_by_correlation_id("same-step", run_id=b.run_id, pagination=p))
         assert [e.run_id for e in events] == [b.run_id]
         assert list(await w.list_streams_by_run_id(a.run_id)) == ["stream-ta"]
+
+    world.run(body)
+
+
+@pins("runs.get", "run_id")
+@pins("steps.get", "step_id")
+@pins("steps.list", "run_id")
+@pins("events.get", "event_id")
+@pins("events.list", "run_id")
+@pins("events.list_by_correlation_id", "correlation_id")
+@pins("hooks.get", "hook_id")
+@pins("hooks.get_by_token", "token")
+@pins("read_from_stream", "name")
+@pins("get_stream_chunks", "name")
+@pins("get_stream_info", "name")
+def test_ER1_reads_answer_for_the_key_asked__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        runs = {tag: await new_run(w, started=tag == "a", input=tag.encode()) for tag in ("a", "b")}
+        for tag, run in runs.items():
+            await w.events.create(run.run_id, step_request("step_created", f"s-{tag}", input=tag.encode()))
+            await w.events.create(run.run_id, hook_request("hook_created", f"h-{tag}", token=f"t-{tag}"))
+            for i in range(2 if tag == "a" else 3):
+                await w.write_to_stream(f"stream-{tag}", run.run_id, f"{tag}{i}".encode())
+            await w.close_stream(f"stream-{tag}", run.run_id)
+        for tag, run in runs.items():
+            assert (await w.runs.get(run.run_id)).input == tag.encode()
+            step = await w.steps.get(run.run_id, f"s-{tag}")
+            assert (step.step_id, step.input) == (f"s-{tag}", tag.encode())
+            assert [s.step_id for s in await all_steps(w, run.run_id)] == [f"s-{tag}"]
+            events = await all_events(w, run.run_id)
+            assert {e.run_id for e in events} == {run.run_id}
+            for event in events:
+                assert await w.events.get(run.run_id, event.event_id) == event
+            by_step = await collect(lambda p, t=tag: w.events.list_by_correlation_id(f"s-{t}", pagination=p))
+            assert [(e.event_type, e.run_id) for e in by_step] == [("step_created", run.run_id)]
+            hook = await w.hooks.get(f"h-{tag}")
+            assert (hook.token, hook.run_id) == (f"t-{tag}", run.run_id)
+            assert (await w.hooks.get_by_token(f"t-{tag}")).hook_id == f"h-{tag}"
+            chunks = [f"{tag}{i}".encode() for i in range(2 if tag == "a" else 3)]
+            assert await read_stream(w, f"stream-{tag}") == chunks
+            assert [c.data for c in await all_chunks(w, f"stream-{tag}", run.run_id)] == chunks
+            assert (await w.get_stream_info(f"stream-{tag}", run.run_id)).tail_index == len(chunks) - 1
+
+    world.run(body)
+
+
+@pins("events.get", "run_id")
+@pins("steps.get", "run_id")
+def test_ER1_gets_are_scoped_to_their_run__MUST(world: WorldHarness) -> None:
+    """An id that belongs to another run is a miss: a World must not answer across runs."""
+
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        a, b = await new_run(w, started=True), await new_run(w, started=True)
+        for run, tag in ((a, b"a"), (b, b"b")):
+            await w.events.create(run.run_id, step_request("step_created", "same", input=tag))
+        await w.events.create(a.run_id, step_request("step_created", "only-a"))
+        assert (await w.steps.get(a.run_id, "same")).input == b"a"
+        assert (await w.steps.get(b.run_id, "same")).input == b"b"
+        with pytest.raises(StepNotFoundError):
+            await w.steps.get(b.run_id, "only-a")
+        assert (await w.steps.get(None, "only-a")).run_id == a.run_id
+        for event in await all_events(w, a.run_id):
+            with pytest.raises(EventNotFoundError):
+                await w.events.get(b.run_id, event.event_id)
+
+    world.run(body)
+
+
+@pins("runs.list", "workflow_name", "status")
+def test_ER1_runs_list_filters_by_workflow_name_and_status__MUST(world: WorldHarness) -> None:
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        runs: dict[str, tuple[str, str]] = {}
+        for workflow, status in [("wf_x", "pending"), ("wf_x", "running"), ("wf_y", "running"), ("wf_y", "completed")]:
+            created = await w.events.create(None, run_created_request(workflow_name=workflow))
+            assert created.run is not None
+            run_id = created.run.run_id
+            if status != "pending":
+                await w.events.create(run_id, EventRequest(event_type="run_started"))
+            if status == "completed":
+                await w.events.create(run_id, terminal_request("completed"))
+            runs[run_id] = (workflow, status)
+        for workflow in (None, "wf_x", "wf_y", "wf_none"):
+            for status in (None, "pending", "running", "completed", "failed"):
+                listed = await collect(
+                    lambda p, f=workflow, s=status: w.runs.list(workflow_name=f, status=s, pagination=p)  # type: ignore[misc]
+                )
+                want = {r for r, (f, s) in runs.items() if workflow in (None, f) and status in (None, s)}
+                assert {r.run_id for r in listed} == want, (workflow, status)
+                assert len(listed) == len(want), (workflow, status)
 
     world.run(body)

@@ -7,18 +7,16 @@ import base64
 
 import pytest
 
-from conformance import WorldContext, WorldHarness, requires, spec
+from conformance import WorldContext, WorldHarness, pins, requires, spec
+from conformance.reading import chunk_pages, read_stream
 from worlds_sdk.capabilities import Capability
-from worlds_sdk.protocols import BatchStreamer, World
+from worlds_sdk.protocols import BatchStreamer
 
 pytestmark = spec(">=3")
 RUN = "wrun_01ARZ3NDEKTSV4RRFFQ69G5FAV"
 
 
-async def read_all(world: World, name: str, start: int = 0) -> list[bytes]:
-    return [chunk async for chunk in world.read_from_stream(name, start)]
-
-
+@pins("get_stream_chunks", "limit", "cursor")
 def test_ST1_chunks_exact_and_in_order__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -27,14 +25,8 @@ def test_ST1_chunks_exact_and_in_order__MUST(world: WorldHarness) -> None:
             await w.write_to_stream("s1", RUN, c)
         await w.close_stream("s1", RUN)
         expected = [c.encode() if isinstance(c, str) else c for c in chunks]
-        assert await read_all(w, "s1") == expected
-        pages, cursor = [], None
-        while True:
-            page = await w.get_stream_chunks("s1", RUN, limit=2, cursor=cursor)
-            pages.append(page)
-            if not page.has_more:
-                break
-            cursor = page.cursor
+        assert await read_stream(w, "s1") == expected
+        pages = await chunk_pages(w, "s1", RUN, limit=2)
         listed = [c for p in pages for c in p.data]
         assert [c.index for c in listed] == list(range(len(listed)))
         assert [c.data for c in listed] == expected
@@ -51,7 +43,7 @@ def test_ST1_live_reader_sees_existing_then_new_chunks__MUST(world: WorldHarness
         w = ctx.world
         for i in range(3):
             await w.write_to_stream("live", RUN, f"old{i}".encode())
-        reader = asyncio.create_task(read_all(w, "live"))
+        reader = asyncio.create_task(read_stream(w, "live"))
         for i in range(3):
             await asyncio.sleep(0.05)
             await w.write_to_stream("live", RUN, f"new{i}".encode())
@@ -62,15 +54,16 @@ def test_ST1_live_reader_sees_existing_then_new_chunks__MUST(world: WorldHarness
     world.run(body)
 
 
+@pins("read_from_stream", "start_index")
 def test_ST1_negative_start_index_counts_from_end__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
         for i in range(10):
             await w.write_to_stream("neg", RUN, bytes([i]))
         await w.close_stream("neg", RUN)
-        assert await read_all(w, "neg", -3) == [bytes([7]), bytes([8]), bytes([9])]
-        assert await read_all(w, "neg", -100) == [bytes([i]) for i in range(10)]
-        assert await read_all(w, "neg", 8) == [bytes([8]), bytes([9])]
+        assert await read_stream(w, "neg", -3) == [bytes([7]), bytes([8]), bytes([9])]
+        assert await read_stream(w, "neg", -100) == [bytes([i]) for i in range(10)]
+        assert await read_stream(w, "neg", 8) == [bytes([8]), bytes([9])]
 
     world.run(body)
 
@@ -116,7 +109,7 @@ def test_ST2_writing_does_not_need_the_run__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         await ctx.world.write_to_stream("health", "wrun_fake_health_check", b"ping")
         await ctx.world.close_stream("health", "wrun_fake_health_check")
-        assert await read_all(ctx.world, "health") == [b"ping"]
+        assert await read_stream(ctx.world, "health") == [b"ping"]
 
     world.run(body)
 
@@ -129,6 +122,6 @@ def test_ST1_batch_writes_keep_order__MAY(world: WorldHarness) -> None:
         await w.write_to_stream("batch", RUN, b"a")
         await w.write_to_stream_many("batch", RUN, [b"b", "c", b"\x00d"])
         await w.close_stream("batch", RUN)
-        assert await read_all(w, "batch") == [b"a", b"b", b"c", b"\x00d"]
+        assert await read_stream(w, "batch") == [b"a", b"b", b"c", b"\x00d"]
 
     world.run(body)

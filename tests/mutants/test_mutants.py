@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from conformance.markers import rule_of
+from conformance.markers import RuleRef, rule_of
 from conformance.plugin import SUITE_DIR
 from worlds_sdk.backend import WorldBackend
 
@@ -91,6 +91,7 @@ MUTANTS = [
         "EV-12",
         "DID NOT RAISE HookNotFoundError",
     ),
+    Case("created_at_goes_back", "test_EV11_events_listed_in_append_order", "EV-11", "created_at decreases"),
     Case("racy_hook_token", "test_HK1_token_unique_under_concurrent_creation", "HK-1", "AssertionError"),
     Case(
         "self_conflict",
@@ -234,10 +235,19 @@ def suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 def assert_caught(case: Case, report: dict[str, Any]) -> None:
-    """The rule failed, and each of its failing tests failed for the expected reason."""
+    """A MUST test of the rule failed, and each failing test of the rule failed for the expected reason.
+
+    The MUST verdict must come from a MUST test of the mutant's own rule: a SHOULD
+    check, or another rule's test, failing is not the rule being shown able to fail.
+    """
     rule = report["rules"][case.rule]
-    assert rule["status"] == "fail", rule
-    reasons = [t["reason"] for t in rule["tests"] if t["outcome"] == "failed"]
+    assert (rule["status"], rule["level"]) == ("fail", "MUST"), rule
+    failed = [t for t in rule["tests"] if t["outcome"] == "failed"]
+    names = case.tests.split(" or ")
+    caught_by = [t["id"] for t in failed if any(f"::{n}" in t["id"] for n in names)]
+    assert caught_by, f"no test of {case.tests} failed: {[t['id'] for t in failed]}"
+    assert all(rule_of(i.rsplit("::", 1)[-1]) == RuleRef(case.rule, "MUST") for i in caught_by), caught_by
+    reasons = [t["reason"] for t in failed]
     assert all(case.reason in r for r in reasons), reasons
 
 

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import re
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from reference_worlds.local.plugin import worlds_register as local_backends
@@ -117,6 +117,17 @@ class _SortedByCorrelation(_Events):
     ) -> Page[Any]:
         page = await super().list(run_id, pagination=pagination, resolve_data=resolve_data)
         return dataclasses.replace(page, data=sorted(page.data, key=lambda e: e.correlation_id or ""))
+
+
+class CreatedAtGoesBack(MemoryWorld):
+    """Stamps each event a millisecond before the one it follows: created_at decreases (EV-11).
+
+    Equal stamps are a freedom (tests/legal: coarse_clock); a decreasing one is not, since
+    the runtime replays its clock from them.
+    """
+
+    def _stamp(self, last: datetime | None) -> datetime:
+        return last - timedelta(milliseconds=1) if last is not None else super()._stamp(None)
 
 
 class ReturnsStaleRun(MemoryWorld):
@@ -490,6 +501,7 @@ hooks_outlive_run = backend(HooksOutliveRun, "mutant-hooks-outlive-run")
 self_conflict = backend(SelfConflict, "mutant-self-conflict")
 run_started_appends_twice = backend(RunStartedAppendsTwice, "mutant-run-started-appends-twice")
 events_out_of_order = backend(EventsOutOfOrder, "mutant-events-out-of-order")
+created_at_goes_back = backend(CreatedAtGoesBack, "mutant-created-at-goes-back")
 truncates_at_nul = backend(TruncatesAtNul, "mutant-truncates-at-nul")
 drops_dollar_keys = backend(DropsDollarKeys, "mutant-drops-dollar-keys")
 drops_failed_messages = backend(DropsFailedMessages, "mutant-drops-failed-messages")
