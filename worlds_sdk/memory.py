@@ -398,10 +398,15 @@ class MemoryStore:
     def __init__(self, state: State) -> None:
         self.state = state
 
+    pickup_lag = 0.0
+    """Seconds after a message is due before ``claim`` hands it out: 0, at once. Q-4 forbids
+    early delivery, never late; a store with a lag still counts the message as ready (OP-1)."""
+
     async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
         now = time.monotonic()
+        due_by = now - self.pickup_lag
         for m in sorted(self.state.messages.values(), key=lambda m: m.visible_at):
-            if m.visible_at <= now and m.queue_name.startswith(tuple(prefixes)):
+            if m.visible_at <= due_by and m.queue_name.startswith(tuple(prefixes)):
                 if m.claim_id is not None:  # the holder's lease ran out: that delivery failed
                     m.failures += 1
                 m.attempt += 1

@@ -133,17 +133,28 @@ def test_the_skeleton_gives_a_verdict_for_every_rule_without_crashing(
     assert "World conformance by rule" in proc.stdout
     assert report["complete"] is True
     assert set(report["rules"]) == suite_rules()
-    assert {rule["status"] for rule in report["rules"].values()} <= {"fail", "skip"}
+    # Only what the glue keeps without any storage passes: queue names are refused by the
+    # SDK's check before the store is asked (QN-1). Everything else fails, or skips.
+    verdicts = {rule: verdict["status"] for rule, verdict in report["rules"].items()}
+    assert {rule for rule, status in verdicts.items() if status == "pass"} <= {"QN-1"}, verdicts
+    assert set(verdicts.values()) <= {"fail", "skip", "pass"}, verdicts
     for rule, info in report["rules"].items():
         for test in info["tests"]:
             if test["outcome"] == "failed":
                 # Each failure names the unwritten store method (exception groups included).
-                assert "NotImplementedError: demo:" in test["reason"] and "is not written yet" in test["reason"], (
+                assert "NotImplementedError" in test["reason"] and "is not written yet" in test["reason"], (
                     rule,
                     test,
                 )
-            else:
-                assert test["outcome"] == "skipped" and "does not declare capability" in test["reason"], (rule, test)
+            elif test["outcome"] == "skipped":
+                # what the skeleton does not claim: a capability, or an optional surface
+                reason = test["reason"]
+                assert "does not declare capability" in reason or "does not implement the optional" in reason, (
+                    rule,
+                    test,
+                )
+            else:  # a refusal the SDK's checks in the glue already give (a bad run id, a bad queue name)
+                assert test["outcome"] == "passed", (rule, test)
 
 
 def test_the_memory_template_passes_the_single_process_suite(
@@ -189,11 +200,11 @@ def test_worlds_report_renders_the_real_reports(
     badge_path = authored.root / "badge.json"
     proc = authored.run("-m", "worlds_sdk.cli", "report", str(demo_path), "--badge", str(badge_path))
     assert proc.returncode == 0, proc.stderr
-    demo_must = sum(1 for info in demo["rules"].values() if info["level"] == "MUST")
+    demo_must = [info["status"] for info in demo["rules"].values() if info["level"] == "MUST"]
     assert json.loads(badge_path.read_text()) == {
         "schemaVersion": 1,
         "label": "conformance",
-        "message": f"0/{demo_must} MUST",
+        "message": f"{demo_must.count('pass')}/{len(demo_must)} MUST",
         "color": "red",
     }
 

@@ -63,26 +63,22 @@ class RedeliversAfterAck(DeliversEveryMessageTwice):
     redelivery_delay = 1.0
 
 
-class _LateStore(MemoryStore):
-    async def reschedule(self, delivery: Delivery, delay_seconds: float) -> bool:
-        return await super().reschedule(delivery, delay_seconds + LATE)
-
-
 LATE = 0.3
 """Seconds every delivery comes after it was due: Q-4 forbids early, never late."""
 
 
+class _LateStore(MemoryStore):
+    pickup_lag = LATE
+
+
 class DeliversLate(MemoryWorld):
-    """Delivers every message, delayed or not, and every rescheduled one, ``LATE`` seconds after it is due."""
+    """Delivers every message, delayed, rescheduled or not, ``LATE`` seconds after it is due
+    (as a broker that polls would); its statistics still count a due message as ready."""
 
     def __init__(self, config: WorldConfig) -> None:
         super().__init__(config)
         self.store = _LateStore(self.state)
         self.consumer.store = self.store
-
-    async def queue(self, queue_name: str, message: Any, **options: Any) -> Any:
-        options["delay_seconds"] = (options.get("delay_seconds") or 0) + LATE
-        return await super().queue(queue_name, message, **options)
 
 
 # -- reads: short pages, opaque cursors, a default order left open ---------------------
