@@ -48,6 +48,8 @@ QUEUE = "__wkf_step_bench"
 EVENTS_PER_RUN = 6
 PROCESSES = 4
 IN_FLIGHT_PER_PROCESS = 2
+FLOOR_COMMITS = 1000
+"""At most this many commits per floor: enough for a stable median, short on a slow disk."""
 
 
 @dataclass(frozen=True)
@@ -306,7 +308,7 @@ def run(
     """Run every measurement ``repeats`` times on fresh instances; report medians and ratios to floors.
 
     ``events`` is per lifecycle figure (``events // 6`` runs); the floors do as
-    many commits, on the storage of a fresh instance in the same sandbox.
+    many commits (at most ``FLOOR_COMMITS``), on the storage of a fresh instance in the same sandbox.
     """
     runs = max(1, events // EVENTS_PER_RUN)
     rates: dict[int, list[float]] = {w: [] for w in writers}
@@ -319,7 +321,7 @@ def run(
     with backend.sandbox(settings) as sandbox:
         for _ in range(repeats):
             with sandbox.instance() as config:
-                measured_floors = bench_floors.measure(config, events)
+                measured_floors = bench_floors.measure(config, min(events, FLOOR_COMMITS))
             if measured_floors is not None:
                 floors.append(measured_floors)
             for w in writers:
