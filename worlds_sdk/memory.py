@@ -393,26 +393,31 @@ class MemoryStore:
     def __init__(self, state: State) -> None:
         self.state = state
 
-    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float, limit: int) -> Sequence[Delivery]:
         now = time.monotonic()
+        claimed: list[Delivery] = []
         for m in sorted(self.state.messages.values(), key=lambda m: m.visible_at):
+            if len(claimed) == limit:
+                break
             if m.visible_at <= now and m.queue_name.startswith(tuple(prefixes)):
                 if m.claim_id is not None:  # the holder's lease ran out: that delivery failed
                     m.failures += 1
                 m.attempt += 1
                 m.claim_id = uuid4().hex
                 m.visible_at = now + lease_seconds
-                return Delivery(
-                    message_id=m.message_id,
-                    queue_name=m.queue_name,
-                    message=codec.loads(m.body),
-                    attempt=m.attempt,
-                    failures=m.failures,
-                    claim_id=m.claim_id,
-                    headers=m.headers,
-                    deployment_id=m.deployment_id,
+                claimed.append(
+                    Delivery(
+                        message_id=m.message_id,
+                        queue_name=m.queue_name,
+                        message=codec.loads(m.body),
+                        attempt=m.attempt,
+                        failures=m.failures,
+                        claim_id=m.claim_id,
+                        headers=m.headers,
+                        deployment_id=m.deployment_id,
+                    )
                 )
-        return None
+        return claimed
 
     def _current(self, d: Delivery) -> Message | None:
         m = self.state.messages.get(d.message_id)

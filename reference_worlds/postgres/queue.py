@@ -65,11 +65,11 @@ class PostgresMessageStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float, limit: int) -> Sequence[Delivery]:
         rows = await self._db.fetchall(
-            query("claim"), {"prefixes": list(prefixes), "lease_seconds": float(lease_seconds), "limit": 1}
+            query("claim"), {"prefixes": list(prefixes), "lease_seconds": float(lease_seconds), "limit": limit}
         )
-        return _delivery(rows[0]) if rows else None
+        return [_delivery(row) for row in rows]
 
     async def extend_lease(self, delivery: Delivery, lease_seconds: float) -> bool:
         return await self._settle("extend_lease", delivery, seconds=float(lease_seconds))
