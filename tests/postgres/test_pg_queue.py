@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -79,6 +80,22 @@ def test_an_expired_claim_counts_a_failure_and_can_no_longer_settle(pg_config: d
         assert not await store.ack(first) and not await store.extend_lease(first, 30)
         assert await store.ack(second)
         assert await claim_one(store, PREFIXES, 30) is None
+
+    _with_dbs(pg_config, 1, body)
+
+
+def test_acks_sent_together_are_grouped_and_each_is_answered_for_itself(pg_config: dict[str, Any]) -> None:
+    async def body(dbs: list[Database]) -> None:
+        db = dbs[0]
+        store = PostgresMessageStore(db)
+        for n in range(6):
+            await _put(db, n)
+        claimed = await store.claim(PREFIXES, 30, 6)
+        assert len(claimed) == 6
+        stale = dataclasses.replace(claimed[0], claim_id="not-the-current-claim")
+        answers = await asyncio.gather(store.ack(stale), *(store.ack(d) for d in claimed), store.ack(claimed[1]))
+        assert answers == [False, True, True, True, True, True, True, False]  # the second ack of one claim: gone
+        assert await store.claim(PREFIXES, 0, 6) == []
 
     _with_dbs(pg_config, 1, body)
 
