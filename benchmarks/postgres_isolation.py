@@ -17,7 +17,7 @@ from psycopg import sql
 
 from reference_worlds.postgres.plugin import create_world, postgres_sandbox
 from worlds_sdk.backend import WorldConfig
-from worlds_sdk.bench import events_rate
+from worlds_sdk.bench import lifecycle_rate
 
 TABLES = ("events", "steps", "hooks", "waits", "runs", "messages", "dead_letters", "stream_chunks", "streams")
 
@@ -25,7 +25,7 @@ TABLES = ("events", "steps", "hooks", "waits", "runs", "messages", "dead_letters
 async def _use(config: WorldConfig) -> None:
     world = create_world(config)
     try:
-        await events_rate(world, count=8, writers=1)
+        await lifecycle_rate(world, runs=1, in_flight=1)  # 12 events: fills the tables TRUNCATE empties
     finally:
         await world.close()
 

@@ -4,13 +4,19 @@ One harness for every World, so figures are comparable across backends and a
 World author measures theirs the same way we measure ours. Each repetition runs
 on a fresh sandbox instance; the report gives the median of the repetitions.
 
-Measured:
+Measured, in the shape the runtime produces (not a synthetic append loop):
 
-- ``events.create`` per second, ``writers`` concurrent callers (each on its own
-  run, each call awaited before the next): sequential when ``writers == 1``;
+- the run lifecycle: ``run_created`` (run id minted by the World) →
+  ``run_started`` → ``step_created`` (64-byte input) → ``step_started`` →
+  ``step_completed`` → ``run_completed``, with 1 and 8 runs in flight
+  (``writers``), and, for a World declaring ``multi_process``, 4 processes with
+  2 runs in flight each; figures are events per second;
 - queue messages per second, from the first enqueue until the last message is
   handled (the World's own consumer, a handler that only records);
 - enqueue→handler latency p50/p99 over messages sent one at a time (no backlog);
+- in the same run and the same sandbox, the floors of the World's storage
+  (:mod:`worlds_sdk.bench_floors`), and every rate's ratio to its floor: ratios
+  taken in one run hold on a noisy machine where absolute figures do not;
 - for a World reached through a bridge (one with an async ``ping()``, such as
   the Node bridge's ``NodeWorld``), the median no-op round trip: the part of
   every figure that is the bridge, not the World, printed beside them so that
@@ -23,18 +29,27 @@ printed as one table (:func:`table`).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import statistics
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
+from . import bench_floors
 from .backend import WorldBackend, WorldConfig
+from .bench_floors import Floors
+from .capabilities import Capability
 from .models import EventRequest, MessageMeta
 from .protocols import World
 
 QUEUE = "__wkf_step_bench"
+EVENTS_PER_RUN = 6
+PROCESSES = 4
+IN_FLIGHT_PER_PROCESS = 2
+FLOOR_COMMITS = 1000
+"""At most this many commits per floor: enough for a stable median, short on a slow disk."""
 
 
 @dataclass(frozen=True)
@@ -42,34 +57,73 @@ class BenchResult:
     world: str
     repeats: int
     events_per_second: dict[int, float]
+    """Lifecycle events per second by runs in flight."""
     messages_per_second: float
     latency_p50_ms: float
     latency_p99_ms: float
     round_trip_p50_ms: float | None = None
     """Median no-op round trip through the World's bridge; ``None`` for an in-process World."""
+    processes_events_per_second: float | None = None
+    """Lifecycle events per second from 4 processes (2 runs in flight each); ``None`` unless ``multi_process``."""
+    floors: Floors | None = None
+    ratios: dict[str, float] = field(default_factory=dict)
+    """Each rate over its floor (``events x1``, ``events x8``, ``events 4 procs``, ``queue``), and ``scaling``."""
 
     def lines(self) -> list[str]:
         out = [f"world {self.world}: median of {self.repeats} runs"]
         for writers, rate in self.events_per_second.items():
-            out.append(f"  events.create/s, {writers} writer(s): {rate:,.0f}")
-        out.append(f"  queue messages/s (enqueue to handled): {self.messages_per_second:,.0f}")
+            out.append(
+                f"  lifecycle events/s, {writers} run(s) in flight: {rate:,.0f}{self._ratio(f'events x{writers}')}"
+            )
+        if self.processes_events_per_second is not None:
+            rate = self.processes_events_per_second
+            out.append(f"  lifecycle events/s, {PROCESSES} processes: {rate:,.0f}{self._ratio('events procs')}")
+        if "scaling" in self.ratios:
+            out.append(f"  scaling, most in flight / 1 in flight: {self.ratios['scaling']:.2f}x")
+        out.append(f"  queue messages/s (enqueue to handled): {self.messages_per_second:,.0f}{self._ratio('queue')}")
         out.append(f"  enqueue->handler latency: p50 {self.latency_p50_ms:.2f} ms, p99 {self.latency_p99_ms:.2f} ms")
+        if self.floors is not None:
+            out.append(f"  floors ({self.floors.storage}, same run): {_floors_cell(self.floors)}")
         if self.round_trip_p50_ms is not None:
             out.append(f"  bridge overhead, no-op round trip: p50 {self.round_trip_p50_ms:.3f} ms")
         return out
+
+    def _ratio(self, key: str) -> str:
+        return f" ({self.ratios[key]:.2f}x floor)" if key in self.ratios else ""
+
+    def cell(self, key: str, rate: float | None) -> str:
+        if rate is None:
+            return "-"
+        return f"{rate:,.0f}" + (f" ({self.ratios[key]:.2f}x)" if key in self.ratios else "")
+
+
+def _floors_cell(floors: Floors) -> str:
+    eight = f"{floors.commit_8:,.0f}" if floors.commit_8 is not None else "-"
+    return f"commit x1 {floors.commit_1:,.0f}/s, commit x8 {eight}/s, claim+ack {floors.claim_ack:,.0f}/s"
 
 
 def table(results: Sequence[BenchResult]) -> list[str]:
     """Several Worlds side by side, one row each; the bridge column is the overhead inside their figures."""
     writers = sorted({w for r in results for w in r.events_per_second})
-    header = ["world", *(f"events/s x{w}" for w in writers), "msgs/s", "p50 ms", "p99 ms", "bridge rtt ms"]
+    header = [
+        "world",
+        *(f"events/s x{w}" for w in writers),
+        f"events/s {PROCESSES}procs",
+        "msgs/s",
+        "p50 ms",
+        "p99 ms",
+        "floors x1/x8/claim+ack",
+        "bridge rtt ms",
+    ]
     rows = [
         [
             r.world,
-            *(f"{r.events_per_second[w]:,.0f}" if w in r.events_per_second else "-" for w in writers),
-            f"{r.messages_per_second:,.0f}",
+            *(r.cell(f"events x{w}", r.events_per_second.get(w)) for w in writers),
+            r.cell("events procs", r.processes_events_per_second),
+            r.cell("queue", r.messages_per_second),
             f"{r.latency_p50_ms:.2f}",
             f"{r.latency_p99_ms:.2f}",
+            _floors_short(r.floors),
             f"{r.round_trip_p50_ms:.3f}" if r.round_trip_p50_ms is not None else "- (in-process)",
         ]
         for r in results
@@ -79,6 +133,13 @@ def table(results: Sequence[BenchResult]) -> list[str]:
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in [header, *rows]
     ]
+
+
+def _floors_short(floors: Floors | None) -> str:
+    if floors is None:
+        return "-"
+    eight = f"{floors.commit_8:,.0f}" if floors.commit_8 is not None else "-"
+    return f"{floors.storage} {floors.commit_1:,.0f}/{eight}/{floors.claim_ack:,.0f}"
 
 
 @runtime_checkable
@@ -101,22 +162,96 @@ async def round_trips(world: World, samples: int) -> list[float] | None:
     return times
 
 
-async def events_rate(world: World, count: int, writers: int) -> float:
-    async def writer(n: int) -> None:
-        created = await world.events.create(None, _run_created())
-        assert created.run is not None
-        for i in range(n):
-            # Step ids unique across runs too: world-postgres 4.3.7 keys steps by step id alone (docs/verdicts.md).
-            step_id = f"{created.run.run_id}-s{i}"
-            request = EventRequest(
-                event_type="step_created", correlation_id=step_id, event_data={"step_name": "s", "input": b"\x00x"}
-            )
-            await world.events.create(created.run.run_id, request)
+async def one_run(world: World) -> None:
+    """The six events of a run with one step, as the runtime writes them, each awaited before the next."""
+    created = await world.events.create(None, _run_created())
+    assert created.run is not None
+    run_id = created.run.run_id
+    # Step ids unique across runs too: world-postgres 4.3.7 keys steps by step id alone (docs/verdicts.md).
+    step_id = f"{run_id}-s"
+    for request in (
+        EventRequest(event_type="run_started"),
+        EventRequest(
+            event_type="step_created",
+            correlation_id=step_id,
+            event_data={"step_name": "s", "input": bench_floors.PAYLOAD},
+        ),
+        EventRequest(event_type="step_started", correlation_id=step_id),
+        EventRequest(event_type="step_completed", correlation_id=step_id, event_data={"result": b"\x00"}),
+        EventRequest(event_type="run_completed", event_data={"output": b"\x00"}),
+    ):
+        await world.events.create(run_id, request)
 
-    per_writer = max(1, count // writers)
+
+async def lifecycle_rate(world: World, runs: int, in_flight: int) -> float:
+    """Events per second of ``runs`` lifecycles with ``in_flight`` of them at a time."""
+    await one_run(world)  # opens connections and files outside the clock
+    remaining: Iterator[int] = iter(range(runs))
+
+    async def worker() -> None:
+        for _ in remaining:
+            await one_run(world)
+
     started = time.perf_counter()
-    await asyncio.gather(*(writer(per_writer) for _ in range(writers)))
-    return per_writer * writers / (time.perf_counter() - started)
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return runs * EVENTS_PER_RUN / (time.perf_counter() - started)
+
+
+def processes_rate(backend: WorldBackend, config: WorldConfig, runs: int) -> float:
+    """Events per second of ``runs`` lifecycles shared by 4 processes, each opening the same World.
+
+    The children are forked once the World is migrated; each opens its World,
+    warms up, then waits at a barrier, so the clock covers only the lifecycles.
+    """
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(PROCESSES + 1)
+    finished: multiprocessing.Queue[tuple[str, float]] = context.Queue()
+    per_process = max(1, runs // PROCESSES)
+    children = [
+        context.Process(target=_process_body, args=(backend, config, per_process, barrier, finished))
+        for _ in range(PROCESSES)
+    ]
+    for child in children:
+        child.start()
+    try:
+        barrier.wait(timeout=120)
+        started = time.monotonic()
+        ends = []
+        for _ in children:
+            outcome, value = finished.get(timeout=600)
+            if outcome != "ok":
+                raise RuntimeError(f"a benchmark process failed: {value}")
+            ends.append(value)
+        return per_process * PROCESSES * EVENTS_PER_RUN / (max(ends) - started)
+    finally:
+        for child in children:
+            child.join(timeout=60)
+
+
+def _process_body(
+    backend: WorldBackend,
+    config: WorldConfig,
+    runs: int,
+    barrier: Any,
+    finished: multiprocessing.Queue[tuple[str, Any]],
+) -> None:
+    async def body(world: World) -> None:
+        await one_run(world)
+        barrier.wait(timeout=120)
+        remaining = iter(range(runs))
+
+        async def worker() -> None:
+            for _ in remaining:
+                await one_run(world)
+
+        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT_PER_PROCESS)))
+        finished.put(("ok", time.monotonic()))
+
+    try:
+        asyncio.run(_with_world(backend, config, body))
+    except BaseException as error:  # reported to the parent, which fails the benchmark
+        barrier.abort()
+        finished.put(("error", repr(error)))
 
 
 async def queue_rate_and_latency(world: World, count: int, samples: int) -> tuple[float, list[float]]:
@@ -150,7 +285,8 @@ async def queue_rate_and_latency(world: World, count: int, samples: int) -> tupl
 
 def _run_created() -> EventRequest:
     return EventRequest(
-        event_type="run_created", event_data={"deployment_id": "bench", "workflow_name": "bench", "input": b"\x00"}
+        event_type="run_created",
+        event_data={"deployment_id": "bench", "workflow_name": "bench", "input": bench_floors.PAYLOAD},
     )
 
 
@@ -163,25 +299,39 @@ def run(
     backend: WorldBackend,
     settings: WorldConfig,
     *,
-    events: int = 1000,
+    events: int = 3000,
     messages: int = 1000,
     latency_samples: int = 200,
-    writers: Sequence[int] = (1, 4),
+    writers: Sequence[int] = (1, 8),
     repeats: int = 3,
 ) -> BenchResult:
-    """Run every measurement ``repeats`` times on fresh instances; report medians."""
+    """Run every measurement ``repeats`` times on fresh instances; report medians and ratios to floors.
+
+    ``events`` is per lifecycle figure (``events // 6`` runs); the floors do as
+    many commits (at most ``FLOOR_COMMITS``), on the storage of a fresh instance in the same sandbox.
+    """
+    runs = max(1, events // EVENTS_PER_RUN)
     rates: dict[int, list[float]] = {w: [] for w in writers}
+    process_rates: list[float] = []
     queue_rates: list[float] = []
     p50s: list[float] = []
     p99s: list[float] = []
     trips: list[float] = []
+    floors: list[Floors] = []
     with backend.sandbox(settings) as sandbox:
         for _ in range(repeats):
+            with sandbox.instance() as config:
+                measured_floors = bench_floors.measure(config, min(events, FLOOR_COMMITS))
+            if measured_floors is not None:
+                floors.append(measured_floors)
             for w in writers:
                 with sandbox.instance() as config:
                     rates[w].append(
-                        asyncio.run(_with_world(backend, config, partial(events_rate, count=events, writers=w)))
+                        asyncio.run(_with_world(backend, config, partial(lifecycle_rate, runs=runs, in_flight=w)))
                     )
+            if Capability.MULTI_PROCESS in backend.capabilities:
+                with sandbox.instance() as config:
+                    process_rates.append(processes_rate(backend, config, runs))
             with sandbox.instance() as config:
                 rate, latencies = asyncio.run(
                     _with_world(
@@ -195,15 +345,40 @@ def run(
                 measured = asyncio.run(_with_world(backend, config, partial(round_trips, samples=latency_samples)))
             if measured is not None:
                 trips.append(_percentile(measured, 0.50))
+    events_per_second = {w: statistics.median(r) for w, r in rates.items()}
+    processes = statistics.median(process_rates) if process_rates else None
+    floor = bench_floors.median_floors(floors)
+    messages_per_second = statistics.median(queue_rates)
     return BenchResult(
         world=backend.id,
         repeats=repeats,
-        events_per_second={w: statistics.median(r) for w, r in rates.items()},
-        messages_per_second=statistics.median(queue_rates),
+        events_per_second=events_per_second,
+        messages_per_second=messages_per_second,
         latency_p50_ms=statistics.median(p50s),
         latency_p99_ms=statistics.median(p99s),
         round_trip_p50_ms=statistics.median(trips) if trips else None,
+        processes_events_per_second=processes,
+        floors=floor,
+        ratios=_ratios(events_per_second, processes, messages_per_second, floor),
     )
+
+
+def _ratios(
+    events_per_second: dict[int, float], processes: float | None, messages: float, floor: Floors | None
+) -> dict[str, float]:
+    """Rates over floors: 1 in flight over the one-writer commit floor, more over the many-writer one if any."""
+    ratios: dict[str, float] = {}
+    if 1 in events_per_second and max(events_per_second) > 1:
+        ratios["scaling"] = events_per_second[max(events_per_second)] / events_per_second[1]
+    if floor is None:
+        return ratios
+    many = floor.commit_8 if floor.commit_8 is not None else floor.commit_1
+    for w, rate in events_per_second.items():
+        ratios[f"events x{w}"] = rate / (floor.commit_1 if w == 1 else many)
+    if processes is not None:
+        ratios["events procs"] = processes / many
+    ratios["queue"] = messages / floor.claim_ack
+    return ratios
 
 
 async def _with_world(backend: WorldBackend, config: WorldConfig, body: Any) -> Any:

@@ -365,16 +365,18 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="a manifest or plugin id, a distribution, module:attr, or npm:<package>@<version>; several make one table",
     )
     _world_config_option(parser)
-    parser.add_argument("--events", type=_count, default=1000, help="events.create calls per run (default 1000)")
+    parser.add_argument(
+        "--events", type=_count, default=3000, help="lifecycle events per figure, 6 per run (default 3000)"
+    )
     parser.add_argument("--messages", type=_count, default=1000, help="queue messages per run (default 1000)")
     parser.add_argument("--latency-samples", type=_count, default=200, help="one-at-a-time messages for latency")
-    parser.add_argument("--writers", type=_counts, default="1,4", help="concurrent event writers to measure, e.g. 1,4")
+    parser.add_argument("--writers", type=_counts, default="1,8", help="runs in flight to measure, e.g. 1,8")
     parser.add_argument("--repeats", type=_count, default=3, help="runs per figure; the median is reported")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 @command(
-    "bench", "Measure a World: events.create/s, queue messages/s, enqueue->handler latency.", arguments=_bench_arguments
+    "bench", "Measure a World on the runtime's workload, with ratios to its storage floors.", arguments=_bench_arguments
 )
 def run_bench(args: argparse.Namespace) -> int:
     from . import bench

@@ -8,11 +8,13 @@ small :class:`MessageStore` protocol and runs a :class:`Consumer` over it.
 
 The contract between the two (SPEC §4):
 
-- :meth:`MessageStore.claim` picks one *visible* message whose queue name starts
-  with one of the given prefixes, makes it invisible for ``lease_seconds`` (the
-  lease, or visibility timeout), increments its delivery count and returns a
-  :class:`Delivery`. ``attempt`` is that count, 1-based (Q-2). If the previous
-  claim of that message was never resolved (its holder died and the lease ran
+- :meth:`MessageStore.claim` picks up to ``limit`` *visible* messages whose queue
+  name starts with one of the given prefixes, makes each invisible for
+  ``lease_seconds`` (the lease, or visibility timeout), increments its delivery
+  count and returns a :class:`Delivery` for each (the consumer asks for as many
+  as it has free handler slots: one round trip for a backlog, not one per
+  message). ``attempt`` is that count, 1-based (Q-2). If the previous claim of
+  a message was never resolved (its holder died and the lease ran
   out), the store counts that as a failure (``failures + 1``), so a message that
   kills its consumer is eventually dead-lettered instead of looping forever.
   Every claim gets a fresh ``claim_id``.
@@ -103,8 +105,8 @@ class MessageStore(Protocol):
     change was applied.
     """
 
-    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
-        """Lease one visible message whose queue name starts with one of ``prefixes``, or ``None``."""
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float, limit: int) -> Sequence[Delivery]:
+        """Lease up to ``limit`` visible messages whose queue names start with one of ``prefixes``."""
         ...
 
     async def extend_lease(self, delivery: Delivery, lease_seconds: float) -> bool:
@@ -236,13 +238,14 @@ class Consumer:
             if len(self._running) >= self.concurrency:
                 await self._wait_for(list(self._running), timeout=None)
                 continue
-            delivery = None
+            deliveries: Sequence[Delivery] = ()
             if self._handlers:
                 try:
-                    delivery = await self.store.claim(self.prefixes, self.lease_seconds)
+                    free = self.concurrency - len(self._running)
+                    deliveries = await self.store.claim(self.prefixes, self.lease_seconds, free)
                 except Exception:
-                    logger.exception("claiming a message failed; retrying after the poll interval")
-            if delivery is None:
+                    logger.exception("claiming messages failed; retrying after the poll interval")
+            if not deliveries:
                 hint = [asyncio.ensure_future(self._wakeup(self.poll_interval))] if self._wakeup else []
                 try:
                     await self._wait_for(hint, timeout=self.poll_interval)
@@ -250,9 +253,10 @@ class Consumer:
                     for future in hint:
                         future.cancel()
                 continue
-            task = asyncio.get_running_loop().create_task(self._process(delivery), name=delivery.message_id)
-            self._running[task] = delivery
-            task.add_done_callback(self._forget)
+            for delivery in deliveries:
+                task = asyncio.get_running_loop().create_task(self._process(delivery), name=delivery.message_id)
+                self._running[task] = delivery
+                task.add_done_callback(self._forget)
 
     async def _wait_for(self, futures: Sequence[asyncio.Future[Any]], timeout: float | None) -> None:
         """Wait until one of ``futures`` is done, :meth:`stop` is called, or ``timeout`` passes."""

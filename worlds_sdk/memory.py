@@ -402,27 +402,32 @@ class MemoryStore:
     """Seconds after a message is due before ``claim`` hands it out: 0, at once. Q-4 forbids
     early delivery, never late; a store with a lag still counts the message as ready (OP-1)."""
 
-    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float, limit: int) -> Sequence[Delivery]:
         now = time.monotonic()
         due_by = now - self.pickup_lag
+        claimed: list[Delivery] = []
         for m in sorted(self.state.messages.values(), key=lambda m: m.visible_at):
+            if len(claimed) == limit:
+                break
             if m.visible_at <= due_by and m.queue_name.startswith(tuple(prefixes)):
                 if m.claim_id is not None:  # the holder's lease ran out: that delivery failed
                     m.failures += 1
                 m.attempt += 1
                 m.claim_id = uuid4().hex
                 m.visible_at = now + lease_seconds
-                return Delivery(
-                    message_id=m.message_id,
-                    queue_name=m.queue_name,
-                    message=codec.loads(m.body),
-                    attempt=m.attempt,
-                    failures=m.failures,
-                    claim_id=m.claim_id,
-                    headers=m.headers,
-                    deployment_id=m.deployment_id,
+                claimed.append(
+                    Delivery(
+                        message_id=m.message_id,
+                        queue_name=m.queue_name,
+                        message=codec.loads(m.body),
+                        attempt=m.attempt,
+                        failures=m.failures,
+                        claim_id=m.claim_id,
+                        headers=m.headers,
+                        deployment_id=m.deployment_id,
+                    )
                 )
-        return None
+        return claimed
 
     def _current(self, d: Delivery) -> Message | None:
         m = self.state.messages.get(d.message_id)

@@ -85,38 +85,41 @@ class LocalQueue:
         self._notifier.notify()
         return Enqueued(message_id=message_id)
 
-    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float, limit: int) -> Sequence[Delivery]:
         if not prefixes:
-            return None
+            return []
         match = " OR ".join("substr(queue_name, 1, ?) = ?" for _ in prefixes)
-        sql = f"SELECT * FROM messages WHERE visible_us <= ? AND ({match}) ORDER BY visible_us, created_us LIMIT 1"
+        sql = f"SELECT * FROM messages WHERE visible_us <= ? AND ({match}) ORDER BY visible_us, created_us LIMIT ?"
         matches = [v for p in prefixes for v in (len(p), p)]
         # Peek in a read transaction first: an idle poll must not take the write lock.
-        if await self._db.read(lambda c: c.execute(sql, [now_us(), *matches]).fetchone()) is None:
-            return None
+        if await self._db.read(lambda c: c.execute(sql, [now_us(), *matches, 1]).fetchone()) is None:
+            return []
+        lease_us = _seconds(lease_seconds, "lease_seconds")
 
-        def lease(conn: sqlite3.Connection) -> Delivery | None:
+        def lease(conn: sqlite3.Connection) -> list[Delivery]:
             now = now_us()
-            row = conn.execute(sql, [now, *matches]).fetchone()
-            if row is None:
-                return None
-            claim_id = uuid.uuid4().hex
-            attempt = row["attempt"] + 1
-            failures = row["failures"] + (row["claim_id"] is not None)  # its last holder's lease ran out
-            conn.execute(
-                "UPDATE messages SET attempt = ?, failures = ?, claim_id = ?, visible_us = ? WHERE message_id = ?",
-                (attempt, failures, claim_id, now + _seconds(lease_seconds, "lease_seconds"), row["message_id"]),
-            )
-            return Delivery(
-                message_id=row["message_id"],
-                queue_name=row["queue_name"],
-                message=codec.loads(row["body"]),
-                attempt=attempt,
-                failures=failures,
-                claim_id=claim_id,
-                headers=codec.loads(row["headers"]),
-                deployment_id=row["deployment_id"],
-            )
+            claimed = []
+            for row in conn.execute(sql, [now, *matches, limit]).fetchall():
+                claim_id = uuid.uuid4().hex
+                attempt = row["attempt"] + 1
+                failures = row["failures"] + (row["claim_id"] is not None)  # its last holder's lease ran out
+                conn.execute(
+                    "UPDATE messages SET attempt = ?, failures = ?, claim_id = ?, visible_us = ? WHERE message_id = ?",
+                    (attempt, failures, claim_id, now + lease_us, row["message_id"]),
+                )
+                claimed.append(
+                    Delivery(
+                        message_id=row["message_id"],
+                        queue_name=row["queue_name"],
+                        message=codec.loads(row["body"]),
+                        attempt=attempt,
+                        failures=failures,
+                        claim_id=claim_id,
+                        headers=codec.loads(row["headers"]),
+                        deployment_id=row["deployment_id"],
+                    )
+                )
+            return claimed
 
         return await self._db.write(lease)
 

@@ -7,10 +7,16 @@ so concurrent consumers in any number of processes never claim one message
 twice and never wait on each other. Every later call is conditional on the
 claim id, so a consumer that lost its lease cannot settle a message that another
 consumer now holds. Times come from the database clock, one clock for all hosts.
+
+Acks are grouped: those that arrive while an ack statement is in flight go
+together in the next one (one round trip and one commit for the group), each
+still answered for itself. At-least-once allows it: an ack not yet flushed when
+the process dies only means a redelivery, exactly as if the handler had died.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,18 +70,54 @@ class PostgresMessageStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._acks: list[tuple[Delivery, asyncio.Future[bool]]] = []
+        self._flushing: asyncio.Future[None] | None = None
 
-    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float, limit: int) -> Sequence[Delivery]:
         rows = await self._db.fetchall(
-            query("claim"), {"prefixes": list(prefixes), "lease_seconds": float(lease_seconds), "limit": 1}
+            query("claim"), {"prefixes": list(prefixes), "lease_seconds": float(lease_seconds), "limit": limit}
         )
-        return _delivery(rows[0]) if rows else None
+        return [_delivery(row) for row in rows]
 
     async def extend_lease(self, delivery: Delivery, lease_seconds: float) -> bool:
         return await self._settle("extend_lease", delivery, seconds=float(lease_seconds))
 
     async def ack(self, delivery: Delivery) -> bool:
-        return await self._settle("ack", delivery)
+        acked: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._acks.append((delivery, acked))
+        if self._flushing is None:  # else the flush in flight takes this one next
+            self._flushing = asyncio.ensure_future(self._flush_acks())
+        return await acked
+
+    async def _flush_acks(self) -> None:
+        """Ack every queued delivery in one statement, then those queued meanwhile, until none is left."""
+        try:
+            while self._acks:
+                group, self._acks = self._acks, []
+                try:
+                    rows = await self._db.fetchall(
+                        query("ack"),
+                        {
+                            "message_ids": [d.message_id for d, _ in group],
+                            "claim_ids": [d.claim_id for d, _ in group],
+                        },
+                    )
+                except BaseException as exc:
+                    for _, acked in group:
+                        if not acked.done():  # a cancelled waiter (its handler's task) wants no answer
+                            acked.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise  # cancelled: the waiters have their answer
+                    continue
+                # As if sent one by one: a claim acked twice in a group is applied to the first ack only.
+                done = {(row["message_id"], row["claim_id"]) for row in rows}
+                for delivery, acked in group:
+                    key = (delivery.message_id, delivery.claim_id)
+                    if not acked.done():
+                        acked.set_result(key in done)
+                    done.discard(key)
+        finally:
+            self._flushing = None
 
     async def reschedule(self, delivery: Delivery, delay_seconds: float) -> bool:
         return await self._settle("reschedule", delivery, seconds=float(delay_seconds))

@@ -355,7 +355,9 @@ def test_subcommands_are_registered_in_one_place() -> None:
     ]
 
 
-def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_measures_a_world_with_ratios_to_its_storage_floors_and_prints_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = run(
         capsys,
         "bench",
@@ -376,6 +378,8 @@ def test_bench_measures_a_world_and_prints_json(capsys: pytest.CaptureFixture[st
     result = json.loads(out)
     assert result["world"] == "local" and result["events_per_second"]["1"] > 0
     assert result["messages_per_second"] > 0 and result["latency_p99_ms"] >= result["latency_p50_ms"] > 0
+    assert result["floors"]["storage"] == "sqlite" and result["floors"]["commit_1"] > 0
+    assert result["ratios"]["events x1"] > 0 and result["ratios"]["queue"] > 0
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="npm Worlds need node")

@@ -6,6 +6,8 @@ once, then serves commands on stdin, one per line:
 - ``fork <seed>``: fork a writer process and print its pid. Forking is safe here
   (this process has no threads and no open World); it makes a fresh writer cost
   milliseconds instead of a Python start-up, so a test can crash many of them.
+- ``forkmany <seed>``: the same, but the process runs 4 writers concurrently on one
+  World, so their writes are group-committed (several events per transaction).
 - ``reap <pid>``: wait for that writer to end and print ``signal <n>`` or ``exit <code>``.
 """
 
@@ -21,11 +23,17 @@ from conformance.builders import hook_request, run_created_request, step_request
 from reference_worlds.local import LocalWorld
 from worlds_sdk.models import EventRequest
 
+WRITERS = {"fork": 1, "forkmany": 4}
 
-async def write_forever(path: str, seed: int, server: int) -> None:
+
+async def write_concurrently(path: str, seed: int, server: int, writers: int) -> None:
+    world = LocalWorld({"path": path})
+    await asyncio.gather(*(write_forever(world, seed + k, server) for k in range(writers)))
+
+
+async def write_forever(world: LocalWorld, seed: int, server: int) -> None:
     """Append until killed -- or until the fork server is gone, so a writer never outlives its test."""
     rng = random.Random(seed)
-    world = LocalWorld({"path": path})
     for i in range(1_000_000):
         if os.getppid() != server:
             return
@@ -57,11 +65,11 @@ async def write_forever(path: str, seed: int, server: int) -> None:
 def serve(path: str) -> None:
     for line in sys.stdin:
         command, arg = line.split()
-        if command == "fork":
+        if command in WRITERS:
             pid = os.fork()
             if pid == 0:
                 try:
-                    asyncio.run(write_forever(path, int(arg), server=os.getppid()))
+                    asyncio.run(write_concurrently(path, int(arg), os.getppid(), WRITERS[command]))
                 finally:
                     os._exit(1)
             print(pid, flush=True)

@@ -169,15 +169,18 @@ class ForkServer:
         return errors
 
 
-def crash_repeatedly(path: Path, kills: int, max_delay: float, seed: int) -> int:
-    """Fork a writer, SIGKILL it after a random delay, check the World; ``kills`` times. Returns the log size."""
+def crash_repeatedly(path: Path, kills: int, max_delay: float, seed: int, fork: str = "fork") -> int:
+    """Fork a writer, SIGKILL it after a random delay, check the World; ``kills`` times. Returns the log size.
+
+    ``fork="forkmany"`` forks a process of 4 concurrent writers, whose events are group-committed.
+    """
     rng = random.Random(seed)
     checked: list[Event] = []
     state = Replayed()
     server = ForkServer(path)
     try:
         for _ in range(kills):
-            pid = int(server.ask(f"fork {rng.randrange(1 << 30)}"))
+            pid = int(server.ask(f"{fork} {rng.randrange(1 << 30)}"))
             time.sleep(rng.uniform(0, max_delay))  # the crash moment, not a wait for a condition
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -194,6 +197,11 @@ def crash_repeatedly(path: Path, kills: int, max_delay: float, seed: int) -> int
 def test_sigkilled_writer_leaves_every_event_whole_or_absent(tmp_path: Path) -> None:
     events = crash_repeatedly(tmp_path / "world", kills=20, max_delay=0.15, seed=1)
     assert events > 0, "the writer never committed anything: the test proved nothing"
+
+
+def test_sigkilled_group_committing_writers_leave_every_event_whole_or_absent(tmp_path: Path) -> None:
+    events = crash_repeatedly(tmp_path / "world", kills=20, max_delay=0.15, seed=3, fork="forkmany")
+    assert events > 0, "the writers never committed anything: the test proved nothing"
 
 
 @pytest.mark.soak

@@ -18,6 +18,7 @@ from reference_worlds.local import LocalWorld
 from reference_worlds.local.database import Database
 from reference_worlds.local.queue import LocalQueue
 from reference_worlds.local.signals import Notifier
+from worlds_sdk.consumer import Delivery
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import MessageMeta, Reschedule
 from worlds_sdk.queue_options import QueueOptions
@@ -41,6 +42,13 @@ class Recorder:
 
     async def count(self, n: int) -> bool:
         return len(self.seen) >= n
+
+
+async def claim_one(store: Any, prefixes: list[str], lease_seconds: float) -> Delivery | None:
+    """A claim of at most one message: the tests below reason about one delivery at a time."""
+    deliveries = await store.claim(prefixes, lease_seconds, 1)
+    assert len(deliveries) <= 1
+    return deliveries[0] if deliveries else None
 
 
 def with_world(config: dict[str, Any], body: Callable[[LocalWorld], Awaitable[None]], **overrides: Any) -> None:
@@ -309,15 +317,35 @@ def test_the_store_counts_an_expired_lease_as_a_failure_and_ignores_the_stale_cl
         store = LocalQueue(db, Notifier())
         try:
             await store.enqueue(Q, "m", QueueOptions(deployment_id="local", idempotency_key=None, delay_seconds=0))
-            first = await store.claim([PREFIX], lease_seconds=0.05)
+            first = await claim_one(store, [PREFIX], 0.05)
             assert first is not None and (first.attempt, first.failures) == (1, 0)
-            assert await store.claim([PREFIX], lease_seconds=0.05) is None, "leased: invisible"
-            second = await eventually(lambda: store.claim([PREFIX], lease_seconds=30), what="the lease to expire")
+            assert await claim_one(store, [PREFIX], 0.05) is None, "leased: invisible"
+            second = await eventually(lambda: claim_one(store, [PREFIX], 30), what="the lease to expire")
             assert (second.message_id, second.attempt, second.failures) == (first.message_id, 2, 1)
             assert not await store.ack(first), "the stale claim cannot ack"
             assert not await store.extend_lease(first, 30)
-            assert await store.claim(["__wkf_workflow_"], lease_seconds=30) is None, "other prefixes do not match"
+            assert await claim_one(store, ["__wkf_workflow_"], 30) is None, "other prefixes do not match"
             assert await store.ack(second)
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+
+
+def test_a_batch_claim_leases_up_to_its_limit_in_visibility_order(tmp_path: Path) -> None:
+    async def main() -> None:
+        db = Database(tmp_path / "world", busy_timeout=5)
+        store = LocalQueue(db, Notifier())
+        options = QueueOptions(deployment_id="local", idempotency_key=None, delay_seconds=0)
+        try:
+            sent = [(await store.enqueue(Q, {"n": n}, options)).message_id for n in range(5)]
+            first = await store.claim([PREFIX], 30, 3)
+            assert [d.message_id for d in first] == sent[:3]
+            assert len({d.claim_id for d in first}) == 3, "each delivery has its own claim"
+            rest = await store.claim([PREFIX], 30, 3)
+            assert [d.message_id for d in rest] == sent[3:], "leased messages are invisible"
+            assert await store.claim([PREFIX], 30, 3) == []
+            assert all([await store.ack(d) for d in [*first, *rest]])
         finally:
             await db.close()
 

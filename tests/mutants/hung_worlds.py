@@ -38,8 +38,8 @@ class _NeverHandsOut:
     def __init__(self, inner: MessageStore) -> None:
         self._inner = inner
 
-    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
-        return None
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float, limit: int) -> Sequence[Delivery]:
+        return []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

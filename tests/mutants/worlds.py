@@ -339,9 +339,8 @@ class IgnoresDelay(MemoryWorld):
 
 
 class _AttemptAlwaysOne(MemoryStore):
-    async def claim(self, prefixes: Any, lease_seconds: float) -> Delivery | None:
-        delivery = await super().claim(prefixes, lease_seconds)
-        return delivery and dataclasses.replace(delivery, attempt=1)
+    async def claim(self, prefixes: Any, lease_seconds: float, limit: int) -> Sequence[Delivery]:
+        return [dataclasses.replace(d, attempt=1) for d in await super().claim(prefixes, lease_seconds, limit)]
 
 
 class AttemptAlwaysOne(MemoryWorld):
@@ -463,11 +462,11 @@ class _AckOnClaim:
     def __init__(self, inner: MessageStore) -> None:
         self._inner = inner
 
-    async def claim(self, prefixes: Sequence[str], lease_seconds: float) -> Delivery | None:
-        delivery = await self._inner.claim(prefixes, lease_seconds)
-        if delivery is not None:
+    async def claim(self, prefixes: Sequence[str], lease_seconds: float, limit: int) -> Sequence[Delivery]:
+        deliveries = await self._inner.claim(prefixes, lease_seconds, limit)
+        for delivery in deliveries:
             await self._inner.ack(delivery)
-        return delivery
+        return deliveries
 
     async def extend_lease(self, delivery: Delivery, lease_seconds: float) -> bool:
         return await self._inner.extend_lease(delivery, lease_seconds)

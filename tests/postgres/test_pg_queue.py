@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +30,13 @@ async def _put(db: Database, n: int, **kwargs: Any) -> str:
     return (await enqueue(db, QUEUE, {"n": n}, checked)).message_id
 
 
+async def claim_one(store: Any, prefixes: list[str], lease_seconds: float) -> Delivery | None:
+    """A claim of at most one message: the tests below reason about one delivery at a time."""
+    deliveries = await store.claim(prefixes, lease_seconds, 1)
+    assert len(deliveries) <= 1
+    return deliveries[0] if deliveries else None
+
+
 def _with_dbs(config: dict[str, Any], n: int, body: Callable[[list[Database]], Awaitable[None]]) -> None:
     """Run ``body`` with ``n`` independent pools on the test's schema."""
 
@@ -49,8 +57,8 @@ def test_concurrent_claimers_never_share_a_message(pg_config: dict[str, Any]) ->
 
         async def drain(store: PostgresMessageStore) -> list[Delivery]:
             got = []
-            while (delivery := await store.claim(PREFIXES, 30)) is not None:
-                got.append(delivery)
+            while batch := await store.claim(PREFIXES, 30, 3):  # batch claims, as the consumer makes them
+                got.extend(batch)
             return got
 
         claimed = [d.message_id for batch in await asyncio.gather(*(drain(s) for s in stores)) for d in batch]
@@ -64,14 +72,30 @@ def test_an_expired_claim_counts_a_failure_and_can_no_longer_settle(pg_config: d
         db = dbs[0]
         store = PostgresMessageStore(db)
         await _put(db, 1)
-        first = await store.claim(PREFIXES, 0.2)
+        first = await claim_one(store, PREFIXES, 0.2)
         assert first is not None and (first.attempt, first.failures) == (1, 0)
-        second = await eventually(lambda: store.claim(PREFIXES, 30), what="redelivery after the lease ran out")
+        second = await eventually(lambda: claim_one(store, PREFIXES, 30), what="redelivery after the lease ran out")
         assert (second.message_id, second.attempt, second.failures) == (first.message_id, 2, 1)
         assert second.claim_id != first.claim_id
         assert not await store.ack(first) and not await store.extend_lease(first, 30)
         assert await store.ack(second)
-        assert await store.claim(PREFIXES, 30) is None
+        assert await claim_one(store, PREFIXES, 30) is None
+
+    _with_dbs(pg_config, 1, body)
+
+
+def test_acks_sent_together_are_grouped_and_each_is_answered_for_itself(pg_config: dict[str, Any]) -> None:
+    async def body(dbs: list[Database]) -> None:
+        db = dbs[0]
+        store = PostgresMessageStore(db)
+        for n in range(6):
+            await _put(db, n)
+        claimed = await store.claim(PREFIXES, 30, 6)
+        assert len(claimed) == 6
+        stale = dataclasses.replace(claimed[0], claim_id="not-the-current-claim")
+        answers = await asyncio.gather(store.ack(stale), *(store.ack(d) for d in claimed), store.ack(claimed[1]))
+        assert answers == [False, True, True, True, True, True, True, False]  # the second ack of one claim: gone
+        assert await store.claim(PREFIXES, 0, 6) == []
 
     _with_dbs(pg_config, 1, body)
 
@@ -81,10 +105,10 @@ def test_delay_idempotency_and_dead_letters(pg_config: dict[str, Any]) -> None:
         db = dbs[0]
         store = PostgresMessageStore(db)
         await _put(db, 0, delay_seconds=3600)
-        assert await store.claim(PREFIXES, 30) is None  # not before its time (Q-4)
+        assert await claim_one(store, PREFIXES, 30) is None  # not before its time (Q-4)
         first = await _put(db, 1, idempotency_key="k")
         assert await _put(db, 2, idempotency_key="k") == first  # Q-3 while unacked
-        delivery = await store.claim(PREFIXES, 30)
+        delivery = await claim_one(store, PREFIXES, 30)
         assert delivery is not None and delivery.message == {"n": 1}
         assert await store.fail(delivery, delay_seconds=0, dead_letter=True, error="gave up\x00")
         assert await _put(db, 3, idempotency_key="k") != first  # the key is free once the message is gone

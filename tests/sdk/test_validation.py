@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worlds_sdk import events as ev
+from worlds_sdk.codec import to_wire
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import EventRequest, Hook, Run, Step, Wait
 from worlds_sdk.rules import Snapshot, decide
-from worlds_sdk.validation import load_schema, validate_request
+from worlds_sdk.validation import compiled, load_schema, reference, validate_request
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 NAIVE = datetime(2025, 6, 1, 12, 0)
@@ -303,6 +304,54 @@ def test_decide_rejects_malformed_requests_before_reading_state(request_: EventR
     with pytest.raises(ValidationError) as info:
         decide("wrun_1", request_, Snapshot(run=None), now=NOW, world_spec_version=3)
     assert info.value.field == field
+
+
+DATA_FIELDS = sorted({f for fields in SPEC_REQUIRED_DATA.values() for f in fields} | {"output", "attempt", "stack"})
+DATA_VALUES = USER_VALUES | st.integers(min_value=-2, max_value=2) | st.sampled_from(["", "x", NOW.isoformat(), "no"])
+
+
+@st.composite
+def wire_requests(draw: st.DrawFn) -> dict[str, Any]:
+    """Requests near the schema's edges, in wire form: known and unknown types, fields, values."""
+    wire: dict[str, Any] = {"event_type": draw(st.sampled_from([*ev.EVENT_TYPES, "nope"]) | st.integers())}
+    if draw(st.booleans()):
+        wire["correlation_id"] = draw(st.text(max_size=3) | st.none() | st.integers())
+    if draw(st.booleans()):
+        fields = st.sampled_from(DATA_FIELDS) | DOLLAR_KEYS
+        data = draw(st.dictionaries(fields, DATA_VALUES, max_size=4))
+        wire["event_data"] = to_wire(data) if draw(st.booleans()) else data
+    if draw(st.booleans()):
+        wire["spec_version"] = draw(st.integers(min_value=-1, max_value=4) | st.text(max_size=2))
+    if draw(st.booleans()):
+        wire[draw(st.sampled_from(["extra", "$o"]))] = 1
+    return wire
+
+
+@settings(max_examples=400, deadline=None)
+@given(wire=wire_requests())
+def test_compiled_validator_never_accepts_what_the_reference_rejects(wire: dict[str, Any]) -> None:
+    """The fast path only answers "valid"; a "no" is handed to the reference, whose verdict stands.
+
+    The converse may differ: the compiled validator asserts ``format: date-time``,
+    the reference only where ``rfc3339-validator`` is installed.
+    """
+    if compiled("event-request").is_valid(wire):
+        assert reference("event-request").is_valid(wire)
+
+
+@pytest.mark.parametrize(("request_", "field"), [p for p in MALFORMED if isinstance(p.values[0], EventRequest)])
+def test_compiled_validator_rejects_every_malformed_request(request_: EventRequest, field: str) -> None:
+    wire: dict[str, Any] = {"event_type": request_.event_type}
+    if request_.correlation_id is not None:
+        wire["correlation_id"] = request_.correlation_id
+    if request_.event_data is not None:
+        try:
+            wire["event_data"] = to_wire(request_.event_data)
+        except ValidationError:
+            return  # rejected by the codec before any schema is asked
+    if request_.spec_version is not None:
+        wire["spec_version"] = request_.spec_version
+    assert not compiled("event-request").is_valid(wire)
 
 
 def _running_run() -> Run:

@@ -53,8 +53,10 @@ WHERE message_id = %(message_id)s AND claim_id = %(claim_id)s
 RETURNING message_id;
 
 -- name: ack
-DELETE FROM messages WHERE message_id = %(message_id)s AND claim_id = %(claim_id)s
-RETURNING message_id;
+DELETE FROM messages AS m
+USING unnest(%(message_ids)s::text[], %(claim_ids)s::text[]) AS a(message_id, claim_id)
+WHERE m.message_id = a.message_id AND m.claim_id = a.claim_id
+RETURNING m.message_id, m.claim_id;
 
 -- name: reschedule
 UPDATE messages SET claim_id = NULL, visible_at = clock_timestamp() + make_interval(secs => %(seconds)s)
