@@ -61,6 +61,23 @@ async def new_run(world: NodeWorld, payload: bytes = b"in") -> str:
     return result.run.run_id
 
 
+def test_a_closed_bridge_answers_every_call_unavailable_itself(sandbox: Sandbox) -> None:
+    """The Node process is gone after close(): the bridge, not a dead pipe, answers (LC-1)."""
+
+    async def handler(message: Any, meta: MessageMeta) -> None:
+        return None
+
+    async def body(world: NodeWorld) -> None:
+        run_id = await new_run(world)
+        await world.close()
+        with pytest.raises(errors.WorldUnavailableError):
+            await world.runs.get(run_id)
+        with pytest.raises(errors.WorldUnavailableError):
+            world.register_handler("__wkf_step_", handler)
+
+    run(sandbox, body)
+
+
 def test_payload_bytes_cross_the_bridge_byte_exact(sandbox: Sandbox) -> None:
     async def body(world: NodeWorld) -> None:
         run_id = await new_run(world, AWKWARD)
