@@ -4,6 +4,6 @@ Run it with ``pytest --world=<id|package|module:attr>`` or ``worlds test <world>
 """
 
 from .harness import WorldContext, WorldHarness
-from .markers import pins, requires, spec
+from .markers import observes, pins, requires, spec
 
-__all__ = ["WorldContext", "WorldHarness", "pins", "requires", "spec"]
+__all__ = ["WorldContext", "WorldHarness", "observes", "pins", "requires", "spec"]

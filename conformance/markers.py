@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from worlds_sdk.capabilities import Capability
+from worlds_sdk.capabilities import Capability, Observation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +48,11 @@ def requires(*capabilities: Capability | str) -> pytest.MarkDecorator:
     """Mark a test as needing capabilities; an unknown name fails at import, never silently."""
     caps = tuple(Capability(c) for c in capabilities)
     return pytest.mark.worlds_requires(*caps)
+
+
+def observes(*observations: Observation | str) -> pytest.MarkDecorator:
+    """Mark a test as reading values a backend may be unable to show (``WorldBackend.unobservable``)."""
+    return pytest.mark.worlds_observes(*(Observation(o) for o in observations))
 
 
 def pins(method: str, *parameters: str) -> pytest.MarkDecorator:

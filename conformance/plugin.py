@@ -54,6 +54,7 @@ def _setting(config: pytest.Config, name: str) -> object:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "worlds_requires(*capabilities): the World capabilities a test needs")
+    config.addinivalue_line("markers", "worlds_observes(*observations): values a test reads off the World")
     config.addinivalue_line("markers", "worlds_spec(constraint): the spec versions a test applies to")
     config.addinivalue_line("markers", "worlds_pins(method, *parameters): read parameters a test shows honoured")
     reference = _setting(config, "world")
@@ -160,6 +161,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     )
     if missing:
         what = f"world {selected.backend.id!r} does not declare capability {', '.join(missing)}"
+        if must_be_checked:
+            pytest.fail(f"certification: MUST rule {ref.rule} cannot be checked: {what}", pytrace=False)
+        pytest.skip(what)
+    limits = selected.backend.unobservable
+    hidden = sorted({str(o) for mark in item.iter_markers("worlds_observes") for o in mark.args} & set(limits))
+    if hidden:
+        what = "; ".join(f"backend {selected.backend.id!r} cannot show {o}: {limits[o]}" for o in hidden)  # type: ignore[index]
         if must_be_checked:
             pytest.fail(f"certification: MUST rule {ref.rule} cannot be checked: {what}", pytrace=False)
         pytest.skip(what)

@@ -7,7 +7,7 @@ capability vocabulary, and the plugin/manifest machinery that finds Worlds.
 from importlib.metadata import PackageNotFoundError, version
 
 from .backend import Extra, Sandbox, TempDirSandbox, WorldBackend, WorldConfig, temp_dir_sandbox
-from .capabilities import Capability, parse_capabilities
+from .capabilities import Capability, Observation, parse_capabilities
 from .discovery import DiscoveryError, WorldNotFoundError, WorldNotInstalledError, resolve_world
 from .errors import (
     EntityConflictError,
@@ -76,6 +76,7 @@ __all__ = [
     "SPEC_VERSION",
     "BatchStreamer",
     "Capability",
+    "Observation",
     "ChunkPage",
     "DeadLetter",
     "DiscoveryError",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .capabilities import Capability
+from .capabilities import Capability, Observation
 from .protocols import World
 
 WorldConfig = Mapping[str, Any]
@@ -77,6 +77,8 @@ class WorldBackend:
     default_config: Callable[[], WorldConfig] = field(default=dict)
     migrate: Callable[[WorldConfig], str] | None = None
     """Bring the World's storage at ``config`` up to date (``worlds migrate``); returns a one-line summary."""
+    unobservable: Mapping[Observation, str] = field(default_factory=dict)
+    """What the suite cannot read off this backend's World, each with its reason (see :class:`Observation`)."""
     extra: Extra | None = None
     """The optional extra of ``distribution`` the World needs, if any (see :class:`Extra`)."""
 

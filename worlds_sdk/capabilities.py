@@ -40,6 +40,19 @@ class Capability(StrEnum):
     dead letters, retention) and keeps rules OP-1 to OP-4."""
 
 
+class Observation(StrEnum):
+    """Something a test reads off a World that a backend may be unable to show the suite.
+
+    Not a promise of the World but a limit of the way it is reached: a bridge to
+    another language whose API does not carry the value. A backend names such
+    limits in ``WorldBackend.unobservable`` with the reason; the tests that
+    read the value are then skipped with it, never failed on the World's account.
+    """
+
+    MESSAGE_DEPLOYMENT_ID = "message_deployment_id"
+    """``MessageMeta.deployment_id`` of a delivery (QO-2, Q-6)."""
+
+
 def parse_capabilities(names: object, *, where: str = "capabilities") -> frozenset[Capability]:
     """Capabilities from a list of names; an unknown name is an error, never ignored."""
     if not isinstance(names, (list, tuple, set, frozenset)):

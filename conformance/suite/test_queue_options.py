@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from conformance import WorldContext, WorldHarness, spec
+from conformance import WorldContext, WorldHarness, observes, spec
 from conformance.builders import WORKFLOW
 from conformance.queueing import QueueProbe
+from worlds_sdk.capabilities import Observation
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import EventRequest
 
@@ -59,6 +60,7 @@ def test_QO1_bad_queue_options_are_refused__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@observes(Observation.MESSAGE_DEPLOYMENT_ID)
 def test_QO2_a_message_is_for_the_given_deployment_else_the_worlds__MUST(world: WorldHarness, log_dir: Path) -> None:
     async def body(ctx: WorldContext) -> None:
         own = await ctx.world.get_deployment_id()
@@ -74,6 +76,7 @@ def test_QO2_a_message_is_for_the_given_deployment_else_the_worlds__MUST(world: 
     world.run(body)
 
 
+@observes(Observation.MESSAGE_DEPLOYMENT_ID)
 def test_Q6_recovery_message_is_for_the_runs_deployment__MUST(world: WorldHarness, log_dir: Path) -> None:
     """The run was started by another deployment than this World's: only that code can replay it."""
 

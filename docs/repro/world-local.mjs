@@ -83,5 +83,25 @@ const read = [];
 for await (const c of await world.readFromStream('s1')) read.push(Array.from(c).join(' ') || '<empty>');
 show('ST-1', 'chunks written [00 ff] [] "x", read back', read.map((c) => `[${c}]`).join(' '));
 
+// PL-1: user data comes back as it was given; an empty eventData object is data, not "no data".
+const rp = await newRun();
+await world.events.create(rp, { eventType: 'run_started', specVersion: 3, eventData: {} });
+const startedData = (await world.events.list({ runId: rp })).data.find((e) => e.eventType === 'run_started').eventData;
+show('PL-1', 'run_started with eventData {}, eventData listed back', JSON.stringify(startedData));
+
+// QO-1: queue() refuses a negative delay and an empty idempotency key (or deployment id) with a validation error (400).
+show('QO-1', 'queue(..., {delaySeconds: -1})', await caught(() => world.queue('__wkf_step_qo', { runId: 'x' }, { delaySeconds: -1 })));
+show('QO-1', 'queue(..., {idempotencyKey: ""})', await caught(() => world.queue('__wkf_step_qo', { runId: 'x' }, { idempotencyKey: '' })));
+show('QO-1', 'queue(..., {deploymentId: ""})', await caught(() => world.queue('__wkf_step_qo', { runId: 'x' }, { deploymentId: '' })));
+
+// EV-12: a hook event names a hook of its own run; run B's hook is not found from run A (404), A's log untouched.
+const ea = await newRun(), eb = await newRun();
+for (const r of [ea, eb]) await world.events.create(r, { eventType: 'run_started', specVersion: 3 });
+await world.events.create(eb, { eventType: 'hook_created', correlationId: 'hook_b', specVersion: 3, eventData: { token: 'tok-b-' + eb } });
+show('EV-12', "hook_received in run A on run B's hook", await caught(() =>
+  world.events.create(ea, { eventType: 'hook_received', correlationId: 'hook_b', specVersion: 3, eventData: { payload: input } })));
+show('EV-12', "hook_disposed in run A on run B's hook", await caught(() =>
+  world.events.create(ea, { eventType: 'hook_disposed', correlationId: 'hook_b', specVersion: 3 })));
+
 await world.close?.();
 process.exit(0);

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from worlds_sdk import WorldBackend, hookimpl
-from worlds_sdk.capabilities import parse_capabilities
+from worlds_sdk.capabilities import Observation, parse_capabilities
 from worlds_sdk.discovery import DiscoveryError
 from worlds_sdk.manifest import Manifest, load_manifest
 
@@ -24,6 +24,13 @@ from .sandbox import NpmWorldSpec, npm_sandbox
 from .world import NodeWorld
 
 SCHEME = "npm:"
+UNOBSERVABLE = {
+    Observation.MESSAGE_DEPLOYMENT_ID: (
+        "upstream's queue handler API calls the handler with (message, {attempt, queueName, messageId}): "
+        "no deployment id reaches the bridge, so MessageMeta.deployment_id cannot be filled"
+    ),
+}
+"""What upstream's TypeScript interface does not carry to a queue handler, whichever npm World it is."""
 HERE = Path(__file__).parent
 
 
@@ -68,6 +75,7 @@ def npm_backend(reference: str) -> WorldBackend:
         sandbox=npm_sandbox(NpmWorldSpec(package=package, version=version, entry=entry, overlay=claims)),
         spec_versions=frozenset(claims.get("specVersions", [3])),
         capabilities=capabilities,
+        unobservable=UNOBSERVABLE,
         description=(
             f"npm World {package}@{version} through the Node bridge; capabilities assumed from "
             f"reference_worlds/node/overlay.json: {assumed}"

@@ -93,8 +93,7 @@ class NodeWorld:
     # -- the process ----------------------------------------------------------
 
     async def _node(self) -> NodeProcess:
-        if self._closed:
-            raise errors.WorkflowWorldError("the World is closed")
+        self._check_open()
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
@@ -124,6 +123,11 @@ class NodeWorld:
                 self._registered.add(prefix)
                 await self._process.call("bridge.register", prefix)
             return self._process
+
+    def _check_open(self) -> None:
+        """After ``close()`` the Node process is gone: the bridge itself answers every call (LC-1)."""
+        if self._closed:
+            raise errors.WorldUnavailableError("the World is closed")
 
     async def call(self, method: str, *args: Any, not_found: type[errors.NotFoundError] = errors.NotFoundError) -> Any:
         """One method of the JS World; its answer decoded, its error translated."""
@@ -179,6 +183,7 @@ class NodeWorld:
         return Enqueued(message_id=str(result["messageId"]))
 
     def register_handler(self, prefix: str, handler: QueueHandler) -> None:
+        self._check_open()
         self._handlers[prefix] = handler
         if self._process is not None:
             self._spawn(self._node())

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from reference_worlds.node.plugin import UNOBSERVABLE
 from reference_worlds.node.runtime import install
 from reference_worlds.node.world import NodeWorld
 from worlds_sdk import WorldBackend
@@ -54,6 +55,7 @@ def _backend(world_id: str, break_mode: str) -> WorldBackend:
         sandbox=sandbox,
         spec_versions=frozenset({3}),
         capabilities=frozenset(),
+        unobservable=UNOBSERVABLE,
         description="upstream's world-local behind an in-repo JS wrapper (tests/node/wrapped_local.mjs)",
     )
 

@@ -24,7 +24,7 @@ from reference_worlds.node.world import NodeWorld
 from tests.mutants.suite_runs import SuiteRun, SuiteRunner
 from worlds_sdk import errors
 from worlds_sdk.backend import Sandbox, WorldConfig
-from worlds_sdk.capabilities import Capability
+from worlds_sdk.capabilities import Capability, Observation
 from worlds_sdk.discovery import DiscoveryError, resolve_world
 from worlds_sdk.models import EventRequest, MessageMeta
 
@@ -59,6 +59,23 @@ async def new_run(world: NodeWorld, payload: bytes = b"in") -> str:
     result = await world.events.create(None, EventRequest(event_type="run_created", event_data=data, spec_version=3))
     assert result.run is not None
     return result.run.run_id
+
+
+def test_a_closed_bridge_answers_every_call_unavailable_itself(sandbox: Sandbox) -> None:
+    """The Node process is gone after close(): the bridge, not a dead pipe, answers (LC-1)."""
+
+    async def handler(message: Any, meta: MessageMeta) -> None:
+        return None
+
+    async def body(world: NodeWorld) -> None:
+        run_id = await new_run(world)
+        await world.close()
+        with pytest.raises(errors.WorldUnavailableError):
+            await world.runs.get(run_id)
+        with pytest.raises(errors.WorldUnavailableError):
+            world.register_handler("__wkf_step_", handler)
+
+    run(sandbox, body)
 
 
 def test_payload_bytes_cross_the_bridge_byte_exact(sandbox: Sandbox) -> None:
@@ -229,12 +246,20 @@ def test_an_npm_reference_resolves_with_the_overlay_claims() -> None:
     assert "assumed" in backend.description
     assert parse_reference("npm:@a/b@1.2.3-rc.1") == ("@a/b", "1.2.3-rc.1")
     assert npm_backend("npm:@workflow/world-local@4.4.1").capabilities == frozenset()
+    # upstream's handler API carries no deployment id: a skip with this reason, never a failure of the World
+    assert "handler" in backend.unobservable[Observation.MESSAGE_DEPLOYMENT_ID]
+
+
+PAYLOAD_BYTES = "PL1 and not dollar_keys"
+"""PL-1's byte-payload tests: world-local itself fails the ``$``-key one (it drops an empty
+``eventData``, docs/verdicts.md), so the unbroken wrapper is clean only on these, and the
+broken one must fail exactly them."""
 
 
 def test_the_suite_fails_a_deliberately_broken_js_world_on_the_expected_rule(tmp_path: Path) -> None:
     runner = SuiteRunner(tmp_path, jobs=2)
-    broken = SuiteRun("tests.node.js_worlds:BROKEN", "PL1")
-    sound = SuiteRun("tests.node.js_worlds:WRAPPED", "PL1")
+    broken = SuiteRun("tests.node.js_worlds:BROKEN", PAYLOAD_BYTES)
+    sound = SuiteRun("tests.node.js_worlds:WRAPPED", PAYLOAD_BYTES)
     runner.start([broken, sound])
     try:
         (_, broken_report), (_, sound_report) = runner.result(broken), runner.result(sound)
