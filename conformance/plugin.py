@@ -148,29 +148,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     selected = item.config.stash.get(SELECTED, None)
     if selected is None or not _in_suite(item):
         return
+    why = _why_unchecked(item, selected)
+    if why is None:
+        return
     ref = rule_of(item.name)
-    must_be_checked = selected.certify and ref is not None and ref.level == "MUST"
+    if selected.certify and ref is not None and ref.level == "MUST":
+        pytest.fail(f"certification: MUST rule {ref.rule} cannot be checked: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+def _why_unchecked(item: pytest.Item, selected: SelectedWorld) -> str | None:
+    """Why this World cannot be asked what the test asks: spec version, capability, or what it cannot show."""
     for mark in item.iter_markers("worlds_spec"):
         if not spec_allows(mark.args[0], selected.spec_version):
-            why = f"applies to spec {mark.args[0]}, running spec {selected.spec_version}"
-            if must_be_checked:
-                pytest.fail(f"certification: MUST rule {ref.rule} cannot be checked: it {why}", pytrace=False)
-            pytest.skip(why)
-    missing = sorted(
-        {str(c) for mark in item.iter_markers("worlds_requires") for c in mark.args} - set(selected.capabilities)
-    )
-    if missing:
-        what = f"world {selected.backend.id!r} does not declare capability {', '.join(missing)}"
-        if must_be_checked:
-            pytest.fail(f"certification: MUST rule {ref.rule} cannot be checked: {what}", pytrace=False)
-        pytest.skip(what)
+            return f"applies to spec {mark.args[0]}, running spec {selected.spec_version}"
+    required = {str(c) for mark in item.iter_markers("worlds_requires") for c in mark.args}
+    if missing := sorted(required - set(selected.capabilities)):
+        return f"world {selected.backend.id!r} does not declare capability {', '.join(missing)}"
     limits = selected.backend.unobservable
-    hidden = sorted({str(o) for mark in item.iter_markers("worlds_observes") for o in mark.args} & set(limits))
-    if hidden:
-        what = "; ".join(f"backend {selected.backend.id!r} cannot show {o}: {limits[o]}" for o in hidden)  # type: ignore[index]
-        if must_be_checked:
-            pytest.fail(f"certification: MUST rule {ref.rule} cannot be checked: {what}", pytrace=False)
-        pytest.skip(what)
+    if hidden := sorted({str(o) for mark in item.iter_markers("worlds_observes") for o in mark.args} & set(limits)):
+        return "; ".join(f"backend {selected.backend.id!r} cannot show {o}: {limits[o]}" for o in hidden)  # type: ignore[index]
+    return None
 
 
 class _Recorder:
