@@ -53,24 +53,30 @@ def test_HK1_token_unique_under_concurrent_creation__MUST(world: WorldHarness) -
 
 @requires(Capability.MULTI_PROCESS)
 def test_HK1_token_unique_across_processes__MUST(world: WorldHarness) -> None:
+    """Three rounds with the same children: a child's first call also opens its connections,
+    which spreads the first round out; the later rounds start together (a World that checks
+    the token and then inserts, with no unique constraint, gives every racer the hook there)."""
+
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
-        runs = [await new_run(w, started=True) for _ in range(12)]
         children = await ctx.spawn_many(12)
-        requests = [request_to_wire(created(f"hook_{i}", "proc-token")) for i in range(len(runs))]
-        commands = [
-            (c, {"op": "create_event", "run_id": r.run_id, "request": q})
-            for c, r, q in zip(children, runs, requests, strict=True)
-        ]
-        results = await race(commands)
-        assert all(r["ok"] for r in results), results
-        owners = [r for r in results if r["event_type"] == "hook_created"]
-        assert len(owners) == 1, results
-        owner = await w.hooks.get_by_token("proc-token")
-        assert owner.hook_id == owners[0]["hook_id"]
-        for r in results:
-            if r["event_type"] != "hook_created":
-                assert r["event_type"] == "hook_conflict" and r["event_data"]["conflicting_run_id"] == owner.run_id
+        for round_ in range(3):
+            token = f"proc-token-{round_}"
+            runs = [await new_run(w, started=True) for _ in children]
+            requests = [request_to_wire(created(f"hook_{round_}_{i}", token)) for i in range(len(runs))]
+            commands = [
+                (c, {"op": "create_event", "run_id": r.run_id, "request": q})
+                for c, r, q in zip(children, runs, requests, strict=True)
+            ]
+            results = await race(commands)
+            assert all(r["ok"] for r in results), results
+            owners = [r for r in results if r["event_type"] == "hook_created"]
+            assert len(owners) == 1, (f"round {round_}: {len(owners)} processes created a hook with one token", results)
+            owner = await w.hooks.get_by_token(token)
+            assert owner.hook_id == owners[0]["hook_id"]
+            for r in results:
+                if r["event_type"] != "hook_created":
+                    assert r["event_type"] == "hook_conflict" and r["event_data"]["conflicting_run_id"] == owner.run_id
 
     world.run(body)
 
