@@ -100,6 +100,28 @@ const read = [];
 for await (const c of await world.readFromStream('s1')) read.push(Array.from(c).join(' '));
 show('ST-1', 'chunks written [00 ff] [] "x", read back', read.map((c) => `[${c}]`).join(' '));
 
+// PL-1: an empty eventData object is data, not "no data".
+const rq = await newRun();
+const rq2 = (await world.events.create(null, created())).run.runId;
+await world.events.create(rq2, { eventType: 'run_started', specVersion: 3, eventData: {} });
+const startedData = (await world.events.list({ runId: rq2 })).data.find((e) => e.eventType === 'run_started').eventData;
+show('PL-1', 'run_started with eventData {}, eventData listed back', JSON.stringify(startedData));
+
+// QO-1: queue() refuses a negative delay and an empty idempotency key with a validation error (400).
+show('QO-1', 'queue(..., {delaySeconds: -1})', await caught(() => world.queue('__wkf_step_qo', { __healthCheck: true, correlationId: 'qo' }, { delaySeconds: -1 })));
+show('QO-1', 'queue(..., {idempotencyKey: ""})', await caught(() => world.queue('__wkf_step_qo', { __healthCheck: true, correlationId: 'qo' }, { idempotencyKey: '' })));
+
+// EV-12: a hook event names a hook of its own run; run B's hook is not found from run A (404), A's log untouched.
+const eb = await newRun();
+await world.events.create(eb, { eventType: 'hook_created', correlationId: 'hook_eb', specVersion: 3, eventData: { token: 'tok-eb' } });
+show('EV-12', "hook_disposed in run A on run B's hook", await caught(() =>
+  world.events.create(rq, { eventType: 'hook_disposed', correlationId: 'hook_eb', specVersion: 3 })));
+show('EV-12', "run B's hook after that", await caught(() => world.hooks.get('hook_eb')));
+
+// EV-11: sortOrder 'asc' and 'desc' list runs in opposite orders.
+const order = async (sortOrder) => (await world.runs.list({ pagination: { limit: 3, sortOrder } })).data.map((r) => r.runId.slice(-4));
+show('EV-11', "runs.list sortOrder 'asc' / 'desc' (first three ids)", `${(await order('asc')).join(',')} / ${(await order('desc')).join(',')}`);
+
 await world.close();
 server.close();
 process.exit(0);
