@@ -11,13 +11,23 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance.builders import hook_request, new_run, new_step, step_request, terminal_request
+from conformance.reading import (
+    all_events,
+    all_runs,
+    all_steps,
+    entities_imply_events,
+    events_imply_entities,
+)
 from worlds_sdk.cli import USAGE_ERROR, main
 from worlds_sdk.discovery import resolve_world
+from worlds_sdk.errors import WorkflowRunNotFoundError
 from worlds_sdk.models import MessageMeta
 from worlds_sdk.protocols import InspectableWorld
 
@@ -275,3 +285,58 @@ def test_metrics_serves_metrics_and_healthz_over_http(world: Any) -> None:
 def test_metrics_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = worlds(capsys, "metrics", "local", "--serve", "70000")
     assert code == USAGE_ERROR and out == "" and "port number 0-65535" in err
+
+
+def test_gc_beside_writers_deletes_finished_runs_whole_and_never_touches_a_live_one(world: Any) -> None:
+    """``gc`` is documented as safe beside a World in use: here it loops while four writers
+    finish runs and leave others running. Every writer call must succeed (gc never takes a
+    live run, nor a run between its events), every deleted run is gone with everything it
+    owned, and every run left is whole (its events and entities agree)."""
+    name, config, seeded = world
+
+    async def scenario() -> None:
+        w = resolve_world(name).factory(config)
+        assert isinstance(w, InspectableWorld)
+        finished: list[str] = []
+        live: list[str] = []
+        writing = True
+
+        async def writer(n: int) -> None:
+            for i in range(8):
+                run = await new_run(w, started=True)
+                await new_step(w, run.run_id, f"s{n}_{i}", started=True)
+                await w.events.create(run.run_id, hook_request("hook_created", f"h{n}_{i}", token=f"gc-{n}-{i}"))
+                await w.events.create(run.run_id, step_request("step_completed", f"s{n}_{i}"))
+                if i % 4 == 3:
+                    live.append(run.run_id)
+                    continue
+                await w.events.create(run.run_id, terminal_request("completed"))
+                finished.append(run.run_id)
+
+        async def collector() -> int:
+            deleted = 0
+            while writing:
+                deleted += await w.delete_expired_runs(datetime.now(UTC), batch_size=3)
+                await asyncio.sleep(0)
+            return deleted + await w.delete_expired_runs(datetime.now(UTC), batch_size=1000)
+
+        try:
+            gc = asyncio.create_task(collector())
+            await asyncio.gather(*(writer(n) for n in range(4)))
+            writing = False
+            deleted = await gc
+            assert deleted == len(finished) + len(seeded.completed)
+            for run_id in finished:
+                with pytest.raises(WorkflowRunNotFoundError):
+                    await w.runs.get(run_id)
+                assert await all_events(w, run_id) == [] and await all_steps(w, run_id) == []
+            for run_id in [*live, seeded.stuck]:
+                run = await w.runs.get(run_id)
+                events, steps = await all_events(w, run_id), await all_steps(w, run_id)
+                assert run.status == "running"
+                assert not events_imply_entities(events, steps, run) + entities_imply_events(steps, run, events)
+            assert sorted(r.run_id for r in await all_runs(w)) == sorted([*live, seeded.stuck])
+        finally:
+            await w.close()
+
+    asyncio.run(scenario())
