@@ -35,6 +35,7 @@ from .discovery import (
     resolve_world,
 )
 from .errors import ValidationError, WorkflowWorldError
+from .inspection import DeadLetter
 from .installed import InstalledCheck, check_installed
 from .manifest import Manifest, ManifestEntry, ManifestError, load_manifest
 
@@ -530,6 +531,106 @@ def run_gc(args: argparse.Namespace) -> int:
     count = asyncio.run(main())
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{verb} {count} terminal runs completed before {cutoff.isoformat(timespec='seconds')}")
+    return 0
+
+
+def _dead_letters_arguments(parser: argparse.ArgumentParser) -> None:
+    _world_arguments(parser)
+    parser.add_argument("--limit", type=_count, default=100, help="at most N, oldest first (default 100)")
+    parser.add_argument("--json", action="store_true", help="print the dead letters as JSON")
+
+
+@command("dead-letters", "List dead letters, oldest first, with their error.", arguments=_dead_letters_arguments)
+def run_dead_letters(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .operating import inspectable, opened, render_dead_letters
+
+    backend = resolve_world(args.world, manifest=_manifest(args))
+
+    async def main() -> Sequence[DeadLetter]:
+        async with opened(backend, args.world_config) as world:
+            return await inspectable(backend, world).list_dead_letters(limit=args.limit)
+
+    letters = asyncio.run(main())
+    if args.json:
+        print(json.dumps([_dead_letter_json(d) for d in letters], indent=2))
+    else:
+        print(render_dead_letters(letters))
+    return 0
+
+
+def _dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
+    from .codec import to_wire
+
+    return {
+        "message_id": letter.message_id,
+        "queue_name": letter.queue_name,
+        "message": to_wire(letter.message),
+        "attempt": letter.attempt,
+        "failures": letter.failures,
+        "error": letter.error,
+        "dead_at": letter.dead_at.isoformat(),
+    }
+
+
+def _requeue_arguments(parser: argparse.ArgumentParser) -> None:
+    _world_arguments(parser)
+    parser.add_argument("message_ids", nargs="*", metavar="MESSAGE_ID", help="dead letters to requeue")
+    parser.add_argument("--all", action="store_true", help="requeue every dead letter")
+
+
+@command(
+    "requeue",
+    "Put dead letters back on their queue (same id, failures from 0); exit 1 if an id was not a dead letter.",
+    arguments=_requeue_arguments,
+)
+def run_requeue(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .operating import inspectable, opened
+
+    if args.all == bool(args.message_ids):
+        raise CommandError("give the MESSAGE_IDs to requeue, or --all (not both)")
+    ids = None if args.all else list(dict.fromkeys(args.message_ids))
+    backend = resolve_world(args.world, manifest=_manifest(args))
+
+    async def main() -> int:
+        async with opened(backend, args.world_config) as world:
+            return await inspectable(backend, world).requeue(ids)
+
+    moved = asyncio.run(main())
+    print(f"requeued {moved} dead letter{'s' if moved != 1 else ''}")
+    if ids is not None and moved < len(ids):
+        print(f"worlds: {len(ids) - moved} of the {len(ids)} ids were not dead letters", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _quarantine_arguments(parser: argparse.ArgumentParser) -> None:
+    _world_arguments(parser)
+    parser.add_argument("message_id", metavar="MESSAGE_ID", help="the live message to park")
+    parser.add_argument("--reason", required=True, help="kept as the dead letter's error")
+
+
+@command("quarantine", "Park a live (poison) message as a dead letter.", arguments=_quarantine_arguments)
+def run_quarantine(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .errors import NotFoundError
+    from .operating import inspectable, opened
+
+    backend = resolve_world(args.world, manifest=_manifest(args))
+
+    async def main() -> None:
+        async with opened(backend, args.world_config) as world:
+            await inspectable(backend, world).quarantine(args.message_id, args.reason)
+
+    try:
+        asyncio.run(main())
+    except NotFoundError as exc:
+        raise CommandError(f"message {args.message_id!r}: {exc}") from None
+    print(f"quarantined {args.message_id}")
     return 0
 
 

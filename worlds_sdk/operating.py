@@ -1,4 +1,4 @@
-"""What the operator commands (``worlds inspect``, ``doctor``, ``gc``) share: opening the real World, durations.
+"""What the operator commands (``inspect``, ``doctor``, ``gc``, ``dead-letters`` …) share: the real World, durations.
 
 An operator command opens the World named by a reference and config exactly as
 its clients do -- the user's directory or database, never a sandbox -- and does
@@ -8,13 +8,14 @@ not ``start()`` it: inspecting must not consume messages or re-enqueue runs.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from .backend import WorldBackend, WorldConfig
 from .errors import ValidationError
+from .inspection import DeadLetter
 from .models import Page, Pagination
 from .protocols import InspectableWorld, World
 
@@ -56,3 +57,16 @@ async def every(first: Any, fetch: Any) -> list[Any]:
         page = await fetch(Pagination(limit=PAGE.limit, cursor=page.cursor))
         items.extend(page.data)
     return items
+
+
+def render_dead_letters(letters: Sequence[DeadLetter]) -> str:
+    """One line per dead letter: what an operator needs to decide between ``requeue`` and leaving it."""
+    if not letters:
+        return "no dead letters"
+    rows = [("message", "queue", "attempt", "failures", "dead at", "error")]
+    rows += [
+        (d.message_id, d.queue_name, str(d.attempt), str(d.failures), d.dead_at.isoformat(timespec="seconds"), d.error)
+        for d in letters
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)), r[5]]) for r in rows)

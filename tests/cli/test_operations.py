@@ -340,3 +340,29 @@ def test_gc_beside_writers_deletes_finished_runs_whole_and_never_touches_a_live_
             await w.close()
 
     asyncio.run(scenario())
+
+
+def test_dead_letters_requeue_and_quarantine_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], world: Any
+) -> None:
+    name, config, seeded = world
+    at = ["--world-config", json.dumps(config)]
+    code, out, _ = worlds(capsys, "dead-letters", name, *at)
+    assert code == 0 and seeded.dead_letter in out and "ValueError: order 42 has no customer" in out
+    code, out, _ = worlds(capsys, "dead-letters", name, *at, "--json")
+    (letter,) = json.loads(out)
+    assert letter["message_id"] == seeded.dead_letter and letter["message"] == {"order": 42}
+
+    code, out, err = worlds(capsys, "requeue", name, seeded.dead_letter, "msg_not_dead", *at)
+    assert (code, out) == (1, "requeued 1 dead letter\n") and "1 of the 2 ids were not dead letters" in err
+    code, out, _ = worlds(capsys, "dead-letters", name, *at)
+    assert (code, out) == (0, "no dead letters\n")
+
+    code, out, _ = worlds(capsys, "quarantine", name, *at, seeded.dead_letter, "--reason", "poison again")
+    assert (code, out) == (0, f"quarantined {seeded.dead_letter}\n")
+    code, out, _ = worlds(capsys, "requeue", name, *at, "--all")
+    assert (code, out) == (0, "requeued 1 dead letter\n")
+    code, _, err = worlds(capsys, "quarantine", name, *at, "msg_nope", "--reason", "x")
+    assert code == USAGE_ERROR and "msg_nope" in err and len(err.splitlines()) == 1
+    code, _, err = worlds(capsys, "requeue", name, *at)
+    assert code == USAGE_ERROR and "--all" in err
