@@ -41,4 +41,24 @@ def register_and_load(choice: str | None, *, certify: bool = False) -> str:
     if name not in PROFILES:
         raise ValueError(f"unknown hypothesis profile {name!r}; choose one of {', '.join(PROFILES)}")
     settings.load_profile(name)
+    if name in ("default", "ci"):
+        _cap_shrinking(SHRINK_SECONDS)
     return name
+
+
+SHRINK_SECONDS = 60
+"""How long hypothesis may shrink one failing test in ``default`` and ``ci``."""
+
+
+def _cap_shrinking(seconds: int) -> None:
+    """Hypothesis shrinks a failing example for up to 300 s, a limit that is a module constant
+    (``engine.MAX_SHRINKING_SECONDS``), not a setting. Against a World behind a network or
+    the Node bridge each shrink step costs round trips: one failing test of
+    ``@workflow/world-postgres`` shrank for the whole 300 s, a third of the default profile's
+    run. A minute still ends at a small example; ``nightly`` keeps hypothesis's own limit.
+    """
+    from hypothesis.internal.conjecture import engine
+
+    if not hasattr(engine, "MAX_SHRINKING_SECONDS"):  # a hypothesis without it: its own limit applies
+        return
+    engine.MAX_SHRINKING_SECONDS = seconds
