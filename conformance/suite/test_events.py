@@ -49,7 +49,7 @@ from worlds_sdk.errors import (
 from worlds_sdk.models import EventRequest, Page, Pagination, SortOrder
 from worlds_sdk.protocols import World
 
-pytestmark = spec(">=3")
+pytestmark = spec(">=2")
 STARTED = EventRequest(event_type="run_started")
 
 
@@ -96,6 +96,7 @@ def test_EV1_readers_never_see_half_an_event__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 @requires(Capability.MULTI_PROCESS, Capability.CRASH_SAFE)
 def test_EV1_sigkilled_writer_leaves_whole_events__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -148,6 +149,7 @@ async def _announced_runs(child: ChildProcess) -> list[str]:
 # -- EV-2 results ------------------------------------------------------------------
 
 
+@spec(">=3")
 def test_EV2_create_returns_event_and_entity__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -190,6 +192,7 @@ def test_EV3_world_mints_run_ids__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 def test_EV3_client_run_id_within_window_accepted__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         now = int(time.time() * 1000)
@@ -213,6 +216,7 @@ def test_EV3_client_run_id_within_window_accepted__MUST(world: WorldHarness) -> 
         pytest.param(lambda now: "run_" + ids.ulid_at(now), id="wrong-prefix"),
     ],
 )
+@spec(">=3")
 def test_EV3_bad_client_run_id_rejected__MUST(world: WorldHarness, make_id: object) -> None:
     async def body(ctx: WorldContext) -> None:
         run_id = make_id(int(time.time() * 1000))  # type: ignore[operator]
@@ -236,6 +240,7 @@ def test_EV3_other_events_need_a_run_id__MUST(world: WorldHarness) -> None:
 # -- EV-4 / EV-5 / EV-6 runs -----------------------------------------------------------
 
 
+@spec(">=3")
 def test_EV4_duplicate_run_created_conflicts__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run_id = ids.new_id("wrun")
@@ -298,6 +303,7 @@ def test_EV5_run_started_on_terminal_run_expired__MUST(world: WorldHarness, kind
     world.run(body)
 
 
+@spec(">=3")
 def test_EV6_run_started_bootstraps_missing_run__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run_id = ids.new_id("wrun")
@@ -310,6 +316,7 @@ def test_EV6_run_started_bootstraps_missing_run__MUST(world: WorldHarness) -> No
     world.run(body)
 
 
+@spec(">=3")
 def test_EV6_bootstrap_data_on_existing_run_is_ignored__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, input=b"\x00original")
@@ -323,6 +330,7 @@ def test_EV6_bootstrap_data_on_existing_run_is_ignored__MUST(world: WorldHarness
     world.run(body)
 
 
+@spec(">=3")
 def test_EV6_run_started_without_bootstrap_on_missing_run_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         with pytest.raises(WorkflowRunNotFoundError):
@@ -331,6 +339,7 @@ def test_EV6_run_started_without_bootstrap_on_missing_run_not_found__MUST(world:
     world.run(body)
 
 
+@spec(">=3")
 def test_EV6_resilient_start_races_run_created__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         for _ in range(5):
@@ -352,6 +361,7 @@ def test_EV6_resilient_start_races_run_created__MUST(world: WorldHarness) -> Non
 # -- EV-7 terminal runs ---------------------------------------------------------------
 
 
+@spec(">=3")
 @pytest.mark.parametrize("kind", ["completed", "failed", "cancelled"])
 def test_EV7_terminal_run_accepts_no_transition__MUST(world: WorldHarness, kind: str) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -461,6 +471,7 @@ def test_EV8_terminal_step_refuses_events__MUST(world: WorldHarness, final: str)
     world.run(body)
 
 
+@spec(">=3")
 def test_EV8_step_started_before_retry_after_too_early__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, started=True)
@@ -564,6 +575,7 @@ def test_EV8_duplicate_step_created_conflicts__MUST(world: WorldHarness) -> None
 # -- EV-9 waits ---------------------------------------------------------------------
 
 
+@spec(">=3")
 def test_EV9_wait_rules__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -673,6 +685,7 @@ def test_EV11_pages_never_skip_or_repeat_under_appends__MUST(world: WorldHarness
     world.run(body)
 
 
+@spec(">=3")
 def test_EV11_list_by_correlation_id__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -717,6 +730,7 @@ def test_EV11_runs_and_steps_list_newest_first__SHOULD(world: WorldHarness) -> N
     world.run(body)
 
 
+@spec(">=3")
 @pins("runs.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
 @pins("steps.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
 @pins("hooks.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
@@ -762,6 +776,7 @@ def test_EV11_every_list_pages_with_cursors__MUST(world: WorldHarness) -> None:
 # -- EV-12 an event names an entity of its own run ------------------------------------
 
 
+@spec(">=3")
 def test_EV12_step_or_wait_of_another_run_is_not_found__MUST(world: WorldHarness) -> None:
     """Steps and waits are keyed by (run, id): run A's events never reach run B's entities."""
 

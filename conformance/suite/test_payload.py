@@ -16,7 +16,7 @@ from conformance.reading import all_chunks, all_events
 from conformance.strategies import execution_contexts, names, payloads, user_data
 from worlds_sdk.models import EventRequest
 
-pytestmark = spec(">=3")
+pytestmark = spec(">=2")
 
 
 @given(payload=payloads, name=names)
@@ -100,6 +100,7 @@ def test_PL1_queue_messages_round_trip__MUST(world: WorldHarness, payload: bytes
     world.run(body)
 
 
+@spec(">=3")
 @given(chunks=st.lists(payloads, max_size=8))
 def test_PL1_stream_chunks_round_trip__MUST(world: WorldHarness, chunks: list[bytes]) -> None:
     async def body(ctx: WorldContext) -> None:

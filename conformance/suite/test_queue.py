@@ -20,7 +20,7 @@ from worlds_sdk.capabilities import Capability
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import MessageMeta
 
-pytestmark = spec(">=3")
+pytestmark = spec(">=2")
 QUEUE = "__wkf_step_conformance/step.v1"
 SETTLE = 2.0
 """How long a negative check ("no second delivery stream") watches before it concludes."""
@@ -197,6 +197,7 @@ def test_Q3_key_held_while_first_message_is_in_flight__MUST(world: WorldHarness,
     world.run(body)
 
 
+@spec(">=3")
 @requires(Capability.DELAYED_DELIVERY)
 def test_Q4_delay_seconds_honoured__MUST(world: WorldHarness, log_dir: Path) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -269,6 +270,7 @@ def test_Q5_one_consumer_holds_a_message_at_a_time__MUST(world: WorldHarness, lo
     world.run(body)
 
 
+@spec(">=3")
 def test_Q6_start_reenqueues_pending_and_running_runs__MUST(world: WorldHarness, log_dir: Path) -> None:
     async def body(ctx: WorldContext) -> None:
         pending = await new_run(ctx.world)

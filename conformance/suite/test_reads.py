@@ -28,9 +28,10 @@ from worlds_sdk.errors import (
 from worlds_sdk.events import PAYLOAD_FIELDS, strip_entity
 from worlds_sdk.models import EventRequest
 
-pytestmark = spec(">=3")
+pytestmark = spec(">=2")
 
 
+@spec(">=3")
 @pins("runs.get", "resolve_data")
 @pins("runs.list", "resolve_data")
 @pins("steps.get", "resolve_data")
@@ -112,6 +113,7 @@ def test_RD1_resolve_none_strips_hook_metadata__MUST(world: WorldHarness) -> Non
     world.run(body)
 
 
+@spec(">=3")
 def test_ER1_read_misses_are_typed_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -145,6 +147,7 @@ def test_RD1_create_result_is_stripped_too__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 @pins("hooks.list", "run_id")
 @pins("events.list_by_correlation_id", "run_id")
 @pins("list_streams_by_run_id", "run_id")
@@ -164,6 +167,7 @@ def test_ER1_run_id_filters_return_only_that_run__MUST(world: WorldHarness) -> N
     world.run(body)
 
 
+@spec(">=3")
 @pins("runs.get", "run_id")
 @pins("steps.get", "step_id")
 @pins("steps.list", "run_id")
@@ -207,6 +211,7 @@ def test_ER1_reads_answer_for_the_key_asked__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 @pins("events.get", "run_id")
 @pins("steps.get", "run_id")
 def test_ER1_gets_are_scoped_to_their_run__MUST(world: WorldHarness) -> None:
