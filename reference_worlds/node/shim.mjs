@@ -147,7 +147,7 @@ function settleDelivery({ delivered, outcome }) {
 let server = null;
 
 async function startHttpServer() {
-  // Worlds that deliver over HTTP POST each job to $WORKFLOW_LOCAL_BASE_URL/{flow,step}:
+  // Worlds that deliver over HTTP POST each job to $WORKFLOW_LOCAL_BASE_URL (or localhost:$PORT)/{flow,step}:
   // answer with the World's own createQueueHandler, so the reply format is its own.
   server = createServer(async (req, res) => {
     const chunks = [];
@@ -177,6 +177,8 @@ async function startHttpServer() {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   process.env.WORKFLOW_LOCAL_BASE_URL = `http://127.0.0.1:${server.address().port}`;
+  // Upstream's other default is http://localhost:$PORT (the app's own port): the community starter uses only that.
+  process.env.PORT = String(server.address().port);
 }
 
 // --- streams ----------------------------------------------------------------

@@ -7,6 +7,7 @@ that can also misbehave on purpose: throw, never answer, corrupt payloads.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -18,8 +19,16 @@ import pytest
 
 from reference_worlds.node import runtime
 from reference_worlds.node.convert import camel, snake
-from reference_worlds.node.errors import JSWorldError, NodeNotFoundError, NodeProcessError, NpmInstallError, translate
+from reference_worlds.node.errors import (
+    BridgeError,
+    JSWorldError,
+    NodeNotFoundError,
+    NodeProcessError,
+    NpmInstallError,
+    translate,
+)
 from reference_worlds.node.plugin import npm_backend, parse_reference
+from reference_worlds.node.runtime import spec_version
 from reference_worlds.node.world import NodeWorld
 from tests.mutants.suite_runs import SuiteRun, SuiteRunner
 from worlds_sdk import errors
@@ -300,3 +309,51 @@ def test_upstreams_setup_commands_run_from_the_installed_package(tmp_path: Path)
     command = setup_command(postgres, tmp_path)
     assert command is not None and command[1:] == [str(tmp_path / "node_modules/@workflow/world-postgres/bin/setup.js")]
     assert setup_command(turso, tmp_path) == [str(tmp_path / "node_modules/.bin/workflow-turso-setup")]
+
+
+def test_a_world_delivering_to_localhost_port_gets_its_deliveries() -> None:
+    """Worlds that POST to ``http://localhost:$PORT`` (upstream's default when no base URL is set: the
+    community starter, world-postgres without ``WORKFLOW_LOCAL_BASE_URL``) reach the shim's server too.
+    Before the shim set ``PORT``, the starter delivered nothing and every queue test of it hung."""
+    with npm_backend("npm:@workflow-worlds/starter@0.2.1").sandbox({}) as starter:
+
+        async def body(world: NodeWorld) -> None:
+            got: list[Any] = []
+
+            async def handler(message: Any, meta: MessageMeta) -> None:
+                got.append(message)
+
+            world.register_handler("__wkf_step_", handler)
+            await world.start()
+            await world.queue("__wkf_step_port", {"key": "k", "nested": [1, "two"]})  # spec 2: JSON, no bytes
+            for _ in range(500):
+                if got:
+                    break
+                await asyncio.sleep(0.02)
+            assert got == [{"key": "k", "nested": [1, "two"]}]
+
+        run(starter, body)
+
+
+def test_the_spec_version_is_read_from_the_worlds_own_workflow_world(tmp_path: Path) -> None:
+    """Node resolves ``@workflow/world`` from the World package: its nested copy wins over the top-level one."""
+
+    def package(directory: Path, name: str, source: str) -> None:
+        directory.mkdir(parents=True)
+        manifest = {"name": name, "version": "1.0.0", "type": "module", "exports": {".": "./index.js"}}
+        (directory / "package.json").write_text(json.dumps(manifest), encoding="utf-8")
+        (directory / "index.js").write_text(source, encoding="utf-8")
+
+    modules = tmp_path / "node_modules"
+    package(modules / "@workflow" / "world", "@workflow/world", "export const SPEC_VERSION_CURRENT = 3;\n")
+    package(modules / "old-world", "old-world", "export default () => ({});\n")
+    nested = modules / "old-world" / "node_modules" / "@workflow" / "world"
+    package(nested, "@workflow/world", "export const SPEC_VERSION_CURRENT = 2;\n")
+    package(modules / "new-world", "new-world", "export default () => ({});\n")
+    assert spec_version(tmp_path, "old-world") == 2
+    assert spec_version(tmp_path, "new-world") == 3
+    assert npm_backend("npm:@workflow/world-postgres@4.3.7").spec_versions == frozenset({3})
+    package(modules / "no-world", "no-world", "export default () => ({});\n")
+    shutil.rmtree(modules / "@workflow")
+    with pytest.raises(BridgeError, match="cannot read the spec version of no-world"):
+        spec_version(tmp_path, "no-world")
