@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conformance import WorldContext, WorldHarness, pins, requires, spec
+from conformance import WorldContext, WorldHarness, observes, pins, requires, spec
 from conformance.builders import (
     bootstrap_request,
     new_run,
@@ -35,7 +35,7 @@ from conformance.reading import (
 )
 from conformance.wire import request_to_wire
 from worlds_sdk import ids
-from worlds_sdk.capabilities import Capability
+from worlds_sdk.capabilities import Capability, Observation
 from worlds_sdk.errors import (
     EntityConflictError,
     RunExpiredError,
@@ -66,34 +66,42 @@ async def _outcomes(*coros: object) -> list[object]:
 
 
 def test_EV1_readers_never_see_half_an_event__MUST(world: WorldHarness) -> None:
-    async def body(ctx: WorldContext) -> None:
-        w = ctx.world
-        run = await new_run(w, started=True)
-        done = asyncio.Event()
-        problems: list[str] = []
+    """A reader on the writer's own World object."""
+    world.run(lambda ctx: _readers_see_whole_events(ctx, another_client=False))
 
-        async def writer() -> None:
-            for i in range(30):
-                final = "step_failed" if i % 3 == 0 else "step_completed"
-                for kind in ("step_created", "step_started", final):
-                    await w.events.create(run.run_id, step_request(kind, f"s{i}"))
-            await w.events.create(run.run_id, terminal_request("completed"))
-            done.set()
 
-        async def reader(r: World) -> None:
-            while not done.is_set():
-                events = await all_events(r, run.run_id)
-                steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
-                problems.extend(events_imply_entities(events, steps, now))
-                steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
-                problems.extend(entities_imply_events(steps, now, await all_events(r, run.run_id)))
-                await asyncio.sleep(0)
+@observes(Observation.SECOND_CLIENT)
+def test_EV1_another_client_never_sees_half_an_event__MUST(world: WorldHarness) -> None:
+    """A reader on the writer's World object, and one on a second World object of the same instance."""
+    world.run(lambda ctx: _readers_see_whole_events(ctx, another_client=True))
 
-        # One reader shares the writer's World object, one is another client of the same World.
-        await asyncio.gather(writer(), reader(w), reader(await ctx.open_another()))
-        assert not problems, problems[:5]
 
-    world.run(body)
+async def _readers_see_whole_events(ctx: WorldContext, *, another_client: bool) -> None:
+    w = ctx.world
+    run = await new_run(w, started=True)
+    done = asyncio.Event()
+    problems: list[str] = []
+
+    async def writer() -> None:
+        for i in range(30):
+            final = "step_failed" if i % 3 == 0 else "step_completed"
+            for kind in ("step_created", "step_started", final):
+                await w.events.create(run.run_id, step_request(kind, f"s{i}"))
+        await w.events.create(run.run_id, terminal_request("completed"))
+        done.set()
+
+    async def reader(r: World) -> None:
+        while not done.is_set():
+            events = await all_events(r, run.run_id)
+            steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
+            problems.extend(events_imply_entities(events, steps, now))
+            steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
+            problems.extend(entities_imply_events(steps, now, await all_events(r, run.run_id)))
+            await asyncio.sleep(0)
+
+    readers = [reader(w)] + ([reader(await ctx.open_another())] if another_client else [])
+    await asyncio.gather(writer(), *readers)
+    assert not problems, problems[:5]
 
 
 @spec(">=3")
@@ -228,6 +236,7 @@ def test_EV3_bad_client_run_id_rejected__MUST(world: WorldHarness, make_id: obje
     world.run(body)
 
 
+@spec(">=3")
 def test_EV3_other_events_need_a_run_id__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         with pytest.raises(ValidationError) as info:
@@ -254,6 +263,7 @@ def test_EV4_duplicate_run_created_conflicts__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 def test_EV5_run_started_on_running_run_appends_nothing__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, started=True)
@@ -266,6 +276,7 @@ def test_EV5_run_started_on_running_run_appends_nothing__MUST(world: WorldHarnes
     world.run(body)
 
 
+@spec(">=3")
 def test_EV5_concurrent_run_started_appends_once__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world)
@@ -277,6 +288,7 @@ def test_EV5_concurrent_run_started_appends_once__MUST(world: WorldHarness) -> N
     world.run(body)
 
 
+@spec(">=3")
 @requires(Capability.MULTI_PROCESS)
 def test_EV5_run_started_from_many_processes_appends_once__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -291,6 +303,7 @@ def test_EV5_run_started_from_many_processes_appends_once__MUST(world: WorldHarn
     world.run(body)
 
 
+@spec(">=3")
 @pytest.mark.parametrize("kind", ["completed", "failed", "cancelled"])
 def test_EV5_run_started_on_terminal_run_expired__MUST(world: WorldHarness, kind: str) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -423,6 +436,7 @@ def test_EV7_terminal_run_records_completion__MUST(world: WorldHarness) -> None:
 # -- EV-8 steps ---------------------------------------------------------------------
 
 
+@spec(">=3")
 def test_EV8_unknown_step_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, started=True)
@@ -600,6 +614,24 @@ def test_EV9_wait_rules__MUST(world: WorldHarness) -> None:
 # -- EV-10 spec versions ---------------------------------------------------------------
 
 
+def test_EV10_events_on_a_run_from_newer_spec_not_supported__MUST(world: WorldHarness) -> None:
+    """Spec 2's guard (``requiresNewerWorld`` on the stored run): a World may refuse the run at its
+    creation (spec 3, the test below) or keep it, but never accept an event on it."""
+
+    async def body(ctx: WorldContext) -> None:
+        request = run_created_request()
+        newer = EventRequest(
+            event_type=request.event_type, event_data=request.event_data, spec_version=ctx.world.spec_version + 1
+        )
+        with pytest.raises(RunNotSupportedError):
+            created = await ctx.world.events.create(None, newer)
+            assert created.run is not None
+            await ctx.world.events.create(created.run.run_id, EventRequest(event_type="run_started"))
+
+    world.run(body)
+
+
+@spec(">=3")
 def test_EV10_run_from_newer_spec_not_supported__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         newer = ctx.world.spec_version + 1

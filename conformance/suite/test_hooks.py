@@ -90,8 +90,7 @@ async def _conflict(w: World) -> tuple[Run, Event]:
     assert result.event.event_type == "hook_conflict"
     assert result.event.correlation_id == "hook_b" and result.event.run_id == b.run_id
     assert [e.event_type for e in await all_events(w, b.run_id)][-1] == "hook_conflict"
-    with pytest.raises(HookNotFoundError):
-        await w.hooks.get("hook_b")
+    assert await collect(lambda p: w.hooks.list(run_id=b.run_id, pagination=p)) == []
     return a, result.event
 
 
@@ -112,10 +111,13 @@ def test_HK2_conflict_names_the_run_holding_the_token__MUST(world: WorldHarness)
     async def body(ctx: WorldContext) -> None:
         a, event = await _conflict(ctx.world)
         assert event.event_data == {"token": "tok", "conflicting_run_id": a.run_id}
+        with pytest.raises(HookNotFoundError):  # a typed miss: @workflow/errors 4.2 (spec 2 threw a plain Error)
+            await ctx.world.hooks.get("hook_b")
 
     world.run(body)
 
 
+@spec(">=3")
 def test_HK2_resending_same_hook_conflicts_not_self_conflict__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -157,6 +159,26 @@ def test_HK3_terminal_run_disposes_hooks_and_waits__MUST(world: WorldHarness, ki
     world.run(body)
 
 
+@pytest.mark.parametrize("kind", ["completed", "failed", "cancelled"])
+def test_HK3_terminal_run_frees_its_hook_tokens__MUST(world: WorldHarness, kind: str) -> None:
+    """HK-3 as spec 2 has it: the hooks go and their tokens are free (waits and typed misses are spec 3's)."""
+
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        run = await new_run(w, started=True)
+        for i in range(2):
+            await w.events.create(run.run_id, created(f"hook_{i}", f"tok-{kind}-{i}"))
+        await w.events.create(run.run_id, terminal_request(kind))
+        assert await collect(lambda p: w.hooks.list(run_id=run.run_id, pagination=p)) == []
+        other = await new_run(w, started=True)
+        for i in range(2):
+            reuse = await w.events.create(other.run_id, created(f"hook_new_{i}", f"tok-{kind}-{i}"))
+            assert reuse.hook is not None and reuse.hook.run_id == other.run_id, reuse
+
+    world.run(body)
+
+
+@spec(">=3")
 def test_HK3_explicit_disposal_frees_token__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -175,6 +197,7 @@ def test_HK3_explicit_disposal_frees_token__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 def test_HK4_unknown_or_disposed_hook_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -195,6 +218,7 @@ def test_HK4_unknown_or_disposed_hook_not_found__MUST(world: WorldHarness) -> No
     world.run(body)
 
 
+@spec(">=3")
 def test_HK4_concurrent_disposal_has_one_winner__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -216,6 +240,7 @@ def test_HK4_concurrent_disposal_has_one_winner__MUST(world: WorldHarness) -> No
 # -- EV-12 an event names an entity of its own run ------------------------------------
 
 
+@spec(">=3")
 def test_EV12_hook_of_another_run_is_not_found__MUST(world: WorldHarness) -> None:
     """Run A cannot receive or dispose run B's hook: B's hook lives on, A's log is untouched."""
 

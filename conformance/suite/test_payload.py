@@ -44,6 +44,7 @@ def test_PL1_event_payloads_round_trip__MUST(world: WorldHarness, payload: bytes
     world.run(body)
 
 
+@spec(">=3")
 @given(extra=user_data, context=execution_contexts)
 def test_PL1_user_data_with_dollar_keys_round_trips__MUST(
     world: WorldHarness, extra: dict[str, Any], context: dict[str, Any]

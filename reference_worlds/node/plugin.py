@@ -32,7 +32,8 @@ UNOBSERVABLE = {
         "no deployment id reaches the bridge, so MessageMeta.deployment_id cannot be filled"
     ),
 }
-"""What upstream's TypeScript interface does not carry to a queue handler, whichever npm World it is."""
+"""What upstream's TypeScript interface does not carry to a queue handler, whichever npm World it is;
+an overlay entry adds what one package cannot show (``"unobservable": {observation: reason}``)."""
 HERE = Path(__file__).parent
 
 
@@ -79,7 +80,7 @@ def npm_backend(reference: str) -> WorldBackend:
         sandbox=npm_sandbox(world),
         spec_versions=frozenset({version_of_spec}),
         capabilities=capabilities,
-        unobservable=UNOBSERVABLE,
+        unobservable={**UNOBSERVABLE, **{Observation(k): v for k, v in claims.get("unobservable", {}).items()}},
         description=(
             f"npm World {package}@{version} through the Node bridge, spec {version_of_spec} (its @workflow/world's "
             "SPEC_VERSION_CURRENT); capabilities assumed from "
