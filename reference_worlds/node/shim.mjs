@@ -103,11 +103,17 @@ const httpHandlers = new Map(); // prefix -> (Request) => Promise<Response>
 // headers a producer set travel on the delivery request, so keep them for the handler here.
 const deliveryHeaders = new AsyncLocalStorage();
 
+// What Node's fetch (undici) adds to every request it sends: a World that delivers with fetch did not
+// get these from the producer, so they are not the message's headers.
+const FETCH_DEFAULTS = { accept: '*/*', 'accept-language': '*', 'sec-fetch-mode': 'cors', 'user-agent': 'node' };
+
 function withHeaders(handler) {
   return (request) => {
     const headers = {};
     for (const [key, value] of request.headers.entries()) {
-      if (key !== 'content-type' && key !== 'content-length' && !key.startsWith('x-vqs-')) headers[key] = value;
+      if (key === 'content-type' || key === 'content-length' || key.startsWith('x-vqs-')) continue;
+      if (FETCH_DEFAULTS[key] === value) continue;
+      headers[key] = value;
     }
     return deliveryHeaders.run(headers, () => handler(request));
   };

@@ -318,14 +318,17 @@ def test_upstreams_setup_commands_run_from_the_installed_package(tmp_path: Path)
 def test_a_world_delivering_to_localhost_port_gets_its_deliveries() -> None:
     """Worlds that POST to ``http://localhost:$PORT`` (upstream's default when no base URL is set: the
     community starter, world-postgres without ``WORKFLOW_LOCAL_BASE_URL``) reach the shim's server too.
-    Before the shim set ``PORT``, the starter delivered nothing and every queue test of it hung."""
+    Before the shim set ``PORT``, the starter delivered nothing and every queue test of it hung;
+    before it dropped the headers Node's ``fetch`` adds, they reached the handler as the producer's."""
     with npm_backend("npm:@workflow-worlds/starter@0.2.1").sandbox({}) as starter:
 
         async def body(world: NodeWorld) -> None:
             got: list[Any] = []
+            headers: list[dict[str, str]] = []
 
             async def handler(message: Any, meta: MessageMeta) -> None:
                 got.append(message)
+                headers.append(dict(meta.headers))
 
             world.register_handler("__wkf_step_", handler)
             await world.start()
@@ -335,6 +338,9 @@ def test_a_world_delivering_to_localhost_port_gets_its_deliveries() -> None:
                     break
                 await asyncio.sleep(0.02)
             assert got == [{"key": "k", "nested": [1, "two"]}]
+            # Node's fetch adds accept, accept-language, sec-fetch-mode and user-agent to the World's
+            # POST: not the producer's headers (none were given), so the handler must not see them.
+            assert headers == [{}]
 
         run(starter, body)
 
