@@ -127,6 +127,9 @@ def spec_version(directory: Path, package: str) -> int:
     upstream's runtime starts its runs at (``world.specVersion`` where the World
     sets it, the same constant in the official Worlds; else 2, the baseline).
     """
+    known = directory / f".spec-version-{package.replace('/', '+')}"
+    if known.exists():  # an installed tree never changes: probed once, then read by every child process
+        return int(known.read_text(encoding="utf-8"))
     manifest = directory / "node_modules" / package / "package.json"
     done = subprocess.run(
         [find_node(), "--input-type=module", "-e", _SPEC_PROBE, str(manifest)],
@@ -143,4 +146,5 @@ def spec_version(directory: Path, package: str) -> int:
         raise BridgeError(
             f"cannot read the spec version of {package} from its @workflow/world: {tail or done.stdout!r}"
         )
+    known.write_text(str(version), encoding="utf-8")
     return version
