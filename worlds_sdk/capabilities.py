@@ -51,6 +51,9 @@ class Observation(StrEnum):
 
     MESSAGE_DEPLOYMENT_ID = "message_deployment_id"
     """``MessageMeta.deployment_id`` of a delivery (QO-2, Q-6)."""
+    SECOND_CLIENT = "second_client"
+    """A second World object opened on the same instance in the same process (EV-1's second reader):
+    an in-memory World reached through a bridge has one process, and so one memory, per World object."""
 
 
 def parse_capabilities(names: object, *, where: str = "capabilities") -> frozenset[Capability]:

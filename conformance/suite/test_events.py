@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conformance import WorldContext, WorldHarness, pins, requires, spec
+from conformance import WorldContext, WorldHarness, observes, pins, requires, spec
 from conformance.builders import (
     bootstrap_request,
     new_run,
@@ -35,7 +35,7 @@ from conformance.reading import (
 )
 from conformance.wire import request_to_wire
 from worlds_sdk import ids
-from worlds_sdk.capabilities import Capability
+from worlds_sdk.capabilities import Capability, Observation
 from worlds_sdk.errors import (
     EntityConflictError,
     RunExpiredError,
@@ -49,7 +49,7 @@ from worlds_sdk.errors import (
 from worlds_sdk.models import EventRequest, Page, Pagination, SortOrder
 from worlds_sdk.protocols import World
 
-pytestmark = spec(">=3")
+pytestmark = spec(">=2")
 STARTED = EventRequest(event_type="run_started")
 
 
@@ -66,36 +66,45 @@ async def _outcomes(*coros: object) -> list[object]:
 
 
 def test_EV1_readers_never_see_half_an_event__MUST(world: WorldHarness) -> None:
-    async def body(ctx: WorldContext) -> None:
-        w = ctx.world
-        run = await new_run(w, started=True)
-        done = asyncio.Event()
-        problems: list[str] = []
-
-        async def writer() -> None:
-            for i in range(30):
-                final = "step_failed" if i % 3 == 0 else "step_completed"
-                for kind in ("step_created", "step_started", final):
-                    await w.events.create(run.run_id, step_request(kind, f"s{i}"))
-            await w.events.create(run.run_id, terminal_request("completed"))
-            done.set()
-
-        async def reader(r: World) -> None:
-            while not done.is_set():
-                events = await all_events(r, run.run_id)
-                steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
-                problems.extend(events_imply_entities(events, steps, now))
-                steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
-                problems.extend(entities_imply_events(steps, now, await all_events(r, run.run_id)))
-                await asyncio.sleep(0)
-
-        # One reader shares the writer's World object, one is another client of the same World.
-        await asyncio.gather(writer(), reader(w), reader(await ctx.open_another()))
-        assert not problems, problems[:5]
-
-    world.run(body)
+    """A reader on the writer's own World object."""
+    world.run(lambda ctx: _readers_see_whole_events(ctx, another_client=False))
 
 
+@observes(Observation.SECOND_CLIENT)
+def test_EV1_another_client_never_sees_half_an_event__MUST(world: WorldHarness) -> None:
+    """A reader on the writer's World object, and one on a second World object of the same instance."""
+    world.run(lambda ctx: _readers_see_whole_events(ctx, another_client=True))
+
+
+async def _readers_see_whole_events(ctx: WorldContext, *, another_client: bool) -> None:
+    w = ctx.world
+    run = await new_run(w, started=True)
+    done = asyncio.Event()
+    problems: list[str] = []
+
+    async def writer() -> None:
+        for i in range(30):
+            final = "step_failed" if i % 3 == 0 else "step_completed"
+            for kind in ("step_created", "step_started", final):
+                await w.events.create(run.run_id, step_request(kind, f"s{i}"))
+        await w.events.create(run.run_id, terminal_request("completed"))
+        done.set()
+
+    async def reader(r: World) -> None:
+        while not done.is_set():
+            events = await all_events(r, run.run_id)
+            steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
+            problems.extend(events_imply_entities(events, steps, now))
+            steps, now = await all_steps(r, run.run_id), await r.runs.get(run.run_id)
+            problems.extend(entities_imply_events(steps, now, await all_events(r, run.run_id)))
+            await asyncio.sleep(0)
+
+    readers = [reader(w)] + ([reader(await ctx.open_another())] if another_client else [])
+    await asyncio.gather(writer(), *readers)
+    assert not problems, problems[:5]
+
+
+@spec(">=3")
 @requires(Capability.MULTI_PROCESS, Capability.CRASH_SAFE)
 def test_EV1_sigkilled_writer_leaves_whole_events__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -148,6 +157,7 @@ async def _announced_runs(child: ChildProcess) -> list[str]:
 # -- EV-2 results ------------------------------------------------------------------
 
 
+@spec(">=3")
 def test_EV2_create_returns_event_and_entity__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -190,6 +200,7 @@ def test_EV3_world_mints_run_ids__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 def test_EV3_client_run_id_within_window_accepted__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         now = int(time.time() * 1000)
@@ -213,6 +224,7 @@ def test_EV3_client_run_id_within_window_accepted__MUST(world: WorldHarness) -> 
         pytest.param(lambda now: "run_" + ids.ulid_at(now), id="wrong-prefix"),
     ],
 )
+@spec(">=3")
 def test_EV3_bad_client_run_id_rejected__MUST(world: WorldHarness, make_id: object) -> None:
     async def body(ctx: WorldContext) -> None:
         run_id = make_id(int(time.time() * 1000))  # type: ignore[operator]
@@ -224,6 +236,7 @@ def test_EV3_bad_client_run_id_rejected__MUST(world: WorldHarness, make_id: obje
     world.run(body)
 
 
+@spec(">=3")
 def test_EV3_other_events_need_a_run_id__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         with pytest.raises(ValidationError) as info:
@@ -236,6 +249,7 @@ def test_EV3_other_events_need_a_run_id__MUST(world: WorldHarness) -> None:
 # -- EV-4 / EV-5 / EV-6 runs -----------------------------------------------------------
 
 
+@spec(">=3")
 def test_EV4_duplicate_run_created_conflicts__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run_id = ids.new_id("wrun")
@@ -249,6 +263,7 @@ def test_EV4_duplicate_run_created_conflicts__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 def test_EV5_run_started_on_running_run_appends_nothing__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, started=True)
@@ -261,6 +276,7 @@ def test_EV5_run_started_on_running_run_appends_nothing__MUST(world: WorldHarnes
     world.run(body)
 
 
+@spec(">=3")
 def test_EV5_concurrent_run_started_appends_once__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world)
@@ -272,6 +288,7 @@ def test_EV5_concurrent_run_started_appends_once__MUST(world: WorldHarness) -> N
     world.run(body)
 
 
+@spec(">=3")
 @requires(Capability.MULTI_PROCESS)
 def test_EV5_run_started_from_many_processes_appends_once__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -286,6 +303,7 @@ def test_EV5_run_started_from_many_processes_appends_once__MUST(world: WorldHarn
     world.run(body)
 
 
+@spec(">=3")
 @pytest.mark.parametrize("kind", ["completed", "failed", "cancelled"])
 def test_EV5_run_started_on_terminal_run_expired__MUST(world: WorldHarness, kind: str) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -298,6 +316,7 @@ def test_EV5_run_started_on_terminal_run_expired__MUST(world: WorldHarness, kind
     world.run(body)
 
 
+@spec(">=3")
 def test_EV6_run_started_bootstraps_missing_run__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run_id = ids.new_id("wrun")
@@ -310,6 +329,7 @@ def test_EV6_run_started_bootstraps_missing_run__MUST(world: WorldHarness) -> No
     world.run(body)
 
 
+@spec(">=3")
 def test_EV6_bootstrap_data_on_existing_run_is_ignored__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, input=b"\x00original")
@@ -323,6 +343,7 @@ def test_EV6_bootstrap_data_on_existing_run_is_ignored__MUST(world: WorldHarness
     world.run(body)
 
 
+@spec(">=3")
 def test_EV6_run_started_without_bootstrap_on_missing_run_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         with pytest.raises(WorkflowRunNotFoundError):
@@ -331,6 +352,7 @@ def test_EV6_run_started_without_bootstrap_on_missing_run_not_found__MUST(world:
     world.run(body)
 
 
+@spec(">=3")
 def test_EV6_resilient_start_races_run_created__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         for _ in range(5):
@@ -352,6 +374,7 @@ def test_EV6_resilient_start_races_run_created__MUST(world: WorldHarness) -> Non
 # -- EV-7 terminal runs ---------------------------------------------------------------
 
 
+@spec(">=3")
 @pytest.mark.parametrize("kind", ["completed", "failed", "cancelled"])
 def test_EV7_terminal_run_accepts_no_transition__MUST(world: WorldHarness, kind: str) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -413,6 +436,7 @@ def test_EV7_terminal_run_records_completion__MUST(world: WorldHarness) -> None:
 # -- EV-8 steps ---------------------------------------------------------------------
 
 
+@spec(">=3")
 def test_EV8_unknown_step_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, started=True)
@@ -461,6 +485,7 @@ def test_EV8_terminal_step_refuses_events__MUST(world: WorldHarness, final: str)
     world.run(body)
 
 
+@spec(">=3")
 def test_EV8_step_started_before_retry_after_too_early__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         run = await new_run(ctx.world, started=True)
@@ -564,6 +589,7 @@ def test_EV8_duplicate_step_created_conflicts__MUST(world: WorldHarness) -> None
 # -- EV-9 waits ---------------------------------------------------------------------
 
 
+@spec(">=3")
 def test_EV9_wait_rules__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -588,6 +614,24 @@ def test_EV9_wait_rules__MUST(world: WorldHarness) -> None:
 # -- EV-10 spec versions ---------------------------------------------------------------
 
 
+def test_EV10_events_on_a_run_from_newer_spec_not_supported__MUST(world: WorldHarness) -> None:
+    """Spec 2's guard (``requiresNewerWorld`` on the stored run): a World may refuse the run at its
+    creation (spec 3, the test below) or keep it, but never accept an event on it."""
+
+    async def body(ctx: WorldContext) -> None:
+        request = run_created_request()
+        newer = EventRequest(
+            event_type=request.event_type, event_data=request.event_data, spec_version=ctx.world.spec_version + 1
+        )
+        with pytest.raises(RunNotSupportedError):
+            created = await ctx.world.events.create(None, newer)
+            assert created.run is not None
+            await ctx.world.events.create(created.run.run_id, EventRequest(event_type="run_started"))
+
+    world.run(body)
+
+
+@spec(">=3")
 def test_EV10_run_from_newer_spec_not_supported__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         newer = ctx.world.spec_version + 1
@@ -673,6 +717,7 @@ def test_EV11_pages_never_skip_or_repeat_under_appends__MUST(world: WorldHarness
     world.run(body)
 
 
+@spec(">=3")
 def test_EV11_list_by_correlation_id__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -717,6 +762,7 @@ def test_EV11_runs_and_steps_list_newest_first__SHOULD(world: WorldHarness) -> N
     world.run(body)
 
 
+@spec(">=3")
 @pins("runs.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
 @pins("steps.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
 @pins("hooks.list", "pagination.limit", "pagination.cursor", "pagination.sort_order")
@@ -762,6 +808,7 @@ def test_EV11_every_list_pages_with_cursors__MUST(world: WorldHarness) -> None:
 # -- EV-12 an event names an entity of its own run ------------------------------------
 
 
+@spec(">=3")
 def test_EV12_step_or_wait_of_another_run_is_not_found__MUST(world: WorldHarness) -> None:
     """Steps and waits are keyed by (run, id): run A's events never reach run B's entities."""
 

@@ -14,10 +14,10 @@ from conformance.reading import all_events, collect
 from conformance.wire import request_to_wire
 from worlds_sdk.capabilities import Capability
 from worlds_sdk.errors import EntityConflictError, HookNotFoundError, WaitNotFoundError
-from worlds_sdk.models import EventRequest, EventResult
+from worlds_sdk.models import Event, EventRequest, EventResult, Run
 from worlds_sdk.protocols import World
 
-pytestmark = spec(">=3")
+pytestmark = spec(">=2")
 
 
 def created(hook_id: str, token: str) -> EventRequest:
@@ -42,8 +42,8 @@ def test_HK1_token_unique_under_concurrent_creation__MUST(world: WorldHarness) -
         assert len(owners) == 1, outcomes
         owner = owners[0]
         conflicts = [o.event for o in results if o.hook is None and o.event is not None]
-        assert all(e.event_type == "hook_conflict" for e in conflicts)
-        assert all(e.event_data["conflicting_run_id"] == owner.run_id for e in conflicts)
+        # Who holds the token (conflicting_run_id) is HK-2's rule, from spec 3 on; spec 2's event carries the token.
+        assert all(e.event_type == "hook_conflict" and e.event_data["token"] == "shared-token" for e in conflicts)
         assert (await w.hooks.get_by_token("shared-token")).hook_id == owner.hook_id
         live = await collect(lambda p: w.hooks.list(pagination=p))
         assert [h.hook_id for h in live if h.token == "shared-token"] == [owner.hook_id]
@@ -76,28 +76,48 @@ def test_HK1_token_unique_across_processes__MUST(world: WorldHarness) -> None:
             assert owner.hook_id == owners[0]["hook_id"]
             for r in results:
                 if r["event_type"] != "hook_created":
-                    assert r["event_type"] == "hook_conflict" and r["event_data"]["conflicting_run_id"] == owner.run_id
+                    assert r["event_type"] == "hook_conflict" and r["event_data"]["token"] == token, r
 
     world.run(body)
+
+
+async def _conflict(w: World) -> tuple[Run, Event]:
+    """Run B asks for the token run A's hook holds: the answer is B's ``hook_conflict`` event, and no hook."""
+    a, b = await new_run(w, started=True), await new_run(w, started=True)
+    await w.events.create(a.run_id, created("hook_a", "tok"))
+    result = await w.events.create(b.run_id, created("hook_b", "tok"))
+    assert result.hook is None and result.event is not None
+    assert result.event.event_type == "hook_conflict"
+    assert result.event.correlation_id == "hook_b" and result.event.run_id == b.run_id
+    assert [e.event_type for e in await all_events(w, b.run_id)][-1] == "hook_conflict"
+    assert await collect(lambda p: w.hooks.list(run_id=b.run_id, pagination=p)) == []
+    return a, result.event
 
 
 def test_HK2_conflict_is_an_event_not_an_error__MUST(world: WorldHarness) -> None:
+    """Spec 2's hook_conflict: the event, with the token it asked for (docs/spec-versions.md)."""
+
     async def body(ctx: WorldContext) -> None:
-        w = ctx.world
-        a, b = await new_run(w, started=True), await new_run(w, started=True)
-        await w.events.create(a.run_id, created("hook_a", "tok"))
-        result = await w.events.create(b.run_id, created("hook_b", "tok"))
-        assert result.hook is None and result.event is not None
-        assert result.event.event_type == "hook_conflict"
-        assert result.event.event_data == {"token": "tok", "conflicting_run_id": a.run_id}
-        assert result.event.correlation_id == "hook_b" and result.event.run_id == b.run_id
-        assert [e.event_type for e in await all_events(w, b.run_id)][-1] == "hook_conflict"
-        with pytest.raises(HookNotFoundError):
-            await w.hooks.get("hook_b")
+        _, event = await _conflict(ctx.world)
+        assert event.event_data is not None and event.event_data["token"] == "tok"
 
     world.run(body)
 
 
+@spec(">=3")
+def test_HK2_conflict_names_the_run_holding_the_token__MUST(world: WorldHarness) -> None:
+    """Spec 3 adds ``conflicting_run_id`` (``@workflow/world`` 4.5's HookConflictEventSchema)."""
+
+    async def body(ctx: WorldContext) -> None:
+        a, event = await _conflict(ctx.world)
+        assert event.event_data == {"token": "tok", "conflicting_run_id": a.run_id}
+        with pytest.raises(HookNotFoundError):  # a typed miss: @workflow/errors 4.2 (spec 2 threw a plain Error)
+            await ctx.world.hooks.get("hook_b")
+
+    world.run(body)
+
+
+@spec(">=3")
 def test_HK2_resending_same_hook_conflicts_not_self_conflict__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -113,6 +133,7 @@ def test_HK2_resending_same_hook_conflicts_not_self_conflict__MUST(world: WorldH
     world.run(body)
 
 
+@spec(">=3")
 @pytest.mark.parametrize("kind", ["completed", "failed", "cancelled"])
 def test_HK3_terminal_run_disposes_hooks_and_waits__MUST(world: WorldHarness, kind: str) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -138,6 +159,26 @@ def test_HK3_terminal_run_disposes_hooks_and_waits__MUST(world: WorldHarness, ki
     world.run(body)
 
 
+@pytest.mark.parametrize("kind", ["completed", "failed", "cancelled"])
+def test_HK3_terminal_run_frees_its_hook_tokens__MUST(world: WorldHarness, kind: str) -> None:
+    """HK-3 as spec 2 has it: the hooks go and their tokens are free (waits and typed misses are spec 3's)."""
+
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        run = await new_run(w, started=True)
+        for i in range(2):
+            await w.events.create(run.run_id, created(f"hook_{i}", f"tok-{kind}-{i}"))
+        await w.events.create(run.run_id, terminal_request(kind))
+        assert await collect(lambda p: w.hooks.list(run_id=run.run_id, pagination=p)) == []
+        other = await new_run(w, started=True)
+        for i in range(2):
+            reuse = await w.events.create(other.run_id, created(f"hook_new_{i}", f"tok-{kind}-{i}"))
+            assert reuse.hook is not None and reuse.hook.run_id == other.run_id, reuse
+
+    world.run(body)
+
+
+@spec(">=3")
 def test_HK3_explicit_disposal_frees_token__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -156,6 +197,7 @@ def test_HK3_explicit_disposal_frees_token__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 def test_HK4_unknown_or_disposed_hook_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -176,6 +218,7 @@ def test_HK4_unknown_or_disposed_hook_not_found__MUST(world: WorldHarness) -> No
     world.run(body)
 
 
+@spec(">=3")
 def test_HK4_concurrent_disposal_has_one_winner__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -197,6 +240,7 @@ def test_HK4_concurrent_disposal_has_one_winner__MUST(world: WorldHarness) -> No
 # -- EV-12 an event names an entity of its own run ------------------------------------
 
 
+@spec(">=3")
 def test_EV12_hook_of_another_run_is_not_found__MUST(world: WorldHarness) -> None:
     """Run A cannot receive or dispose run B's hook: B's hook lives on, A's log is untouched."""
 

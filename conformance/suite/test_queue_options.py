@@ -16,7 +16,7 @@ from worlds_sdk.capabilities import Observation
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import EventRequest
 
-pytestmark = spec(">=3")
+pytestmark = spec(">=2")
 QUEUE = "__wkf_step_conformance/options"
 
 BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
@@ -40,6 +40,7 @@ def log_dir() -> Iterator[Path]:
         yield Path(d)
 
 
+@spec(">=3")
 def test_QO1_bad_queue_options_are_refused__MUST(world: WorldHarness) -> None:
     """A negative or non-finite delay and an empty idempotency key are errors, not clamped or taken as given."""
 
@@ -76,6 +77,7 @@ def test_QO2_a_message_is_for_the_given_deployment_else_the_worlds__MUST(world: 
     world.run(body)
 
 
+@spec(">=3")
 @observes(Observation.MESSAGE_DEPLOYMENT_ID)
 def test_Q6_recovery_message_is_for_the_runs_deployment__MUST(world: WorldHarness, log_dir: Path) -> None:
     """The run was started by another deployment than this World's: only that code can replay it."""

@@ -28,9 +28,42 @@ from worlds_sdk.errors import (
 from worlds_sdk.events import PAYLOAD_FIELDS, strip_entity
 from worlds_sdk.models import EventRequest
 
-pytestmark = spec(">=3")
+pytestmark = spec(">=2")
 
 
+def test_RD1_resolve_none_strips_run_and_step_data__MUST(world: WorldHarness) -> None:
+    """RD-1 as spec 2 has it (``WorkflowRunWithoutData``, ``StepWithoutData``: ``input`` and ``output``
+    undefined; events without their payload fields): the metadata stays."""
+
+    async def body(ctx: WorldContext) -> None:
+        w = ctx.world
+        run = await new_run(w, started=True, input=b"\x00in")
+        await w.events.create(run.run_id, step_request("step_created", "s1", input=b"\x00step"))
+        await w.events.create(run.run_id, step_request("step_completed", "s1", result=b"\x00out"))
+        await w.events.create(run.run_id, EventRequest(event_type="run_completed", event_data={"output": b"\x00done"}))
+        bare = await w.runs.get(run.run_id, resolve_data="none")
+        assert (bare.input, bare.output) == (None, None)
+        assert (bare.status, bare.workflow_name, bare.deployment_id) == (
+            "completed",
+            run.workflow_name,
+            run.deployment_id,
+        )
+        listed = await collect(lambda p: w.runs.list(resolve_data="none", pagination=p))
+        assert [(r.run_id, r.input, r.output) for r in listed] == [(run.run_id, None, None)]
+        step = await w.steps.get(run.run_id, "s1", resolve_data="none")
+        assert (step.input, step.output, step.step_name, step.status) == (None, None, "conformance_step", "completed")
+        steps = await collect(lambda p: w.steps.list(run.run_id, resolve_data="none", pagination=p))
+        assert [(s.step_id, s.input, s.output) for s in steps] == [("s1", None, None)]
+        events = await collect(lambda p: w.events.list(run.run_id, resolve_data="none", pagination=p))
+        assert [e.event_type for e in events][-1] == "run_completed"
+        for event in events:
+            kept = set(event.event_data or {})
+            assert not kept & set(PAYLOAD_FIELDS.get(event.event_type, ())), event
+
+    world.run(body)
+
+
+@spec(">=3")
 @pins("runs.get", "resolve_data")
 @pins("runs.list", "resolve_data")
 @pins("steps.get", "resolve_data")
@@ -94,6 +127,7 @@ def test_RD1_resolve_none_strips_exactly_payload_fields__MUST(world: WorldHarnes
     world.run(body)
 
 
+@spec(">=3")
 @pins("hooks.get", "resolve_data")
 @pins("hooks.get_by_token", "resolve_data")
 @pins("hooks.list", "resolve_data")
@@ -112,6 +146,7 @@ def test_RD1_resolve_none_strips_hook_metadata__MUST(world: WorldHarness) -> Non
     world.run(body)
 
 
+@spec(">=3")
 def test_ER1_read_misses_are_typed_not_found__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -133,6 +168,7 @@ def test_ER1_read_misses_are_typed_not_found__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 def test_RD1_create_result_is_stripped_too__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         w = ctx.world
@@ -145,6 +181,7 @@ def test_RD1_create_result_is_stripped_too__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 @pins("hooks.list", "run_id")
 @pins("events.list_by_correlation_id", "run_id")
 @pins("list_streams_by_run_id", "run_id")
@@ -164,6 +201,7 @@ def test_ER1_run_id_filters_return_only_that_run__MUST(world: WorldHarness) -> N
     world.run(body)
 
 
+@spec(">=3")
 @pins("runs.get", "run_id")
 @pins("steps.get", "step_id")
 @pins("steps.list", "run_id")
@@ -207,6 +245,7 @@ def test_ER1_reads_answer_for_the_key_asked__MUST(world: WorldHarness) -> None:
     world.run(body)
 
 
+@spec(">=3")
 @pins("events.get", "run_id")
 @pins("steps.get", "run_id")
 def test_ER1_gets_are_scoped_to_their_run__MUST(world: WorldHarness) -> None:

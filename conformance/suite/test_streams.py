@@ -12,10 +12,11 @@ from conformance.reading import chunk_pages, read_stream
 from worlds_sdk.capabilities import Capability
 from worlds_sdk.protocols import BatchStreamer
 
-pytestmark = spec(">=3")
+pytestmark = spec(">=2")
 RUN = "wrun_01ARZ3NDEKTSV4RRFFQ69G5FAV"
 
 
+@spec(">=3")
 @pins("get_stream_chunks", "limit", "cursor")
 def test_ST1_chunks_exact_and_in_order__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -54,6 +55,7 @@ def test_ST1_live_reader_sees_existing_then_new_chunks__MUST(world: WorldHarness
     world.run(body)
 
 
+@spec(">=3")
 @pins("read_from_stream", "start_index")
 def test_ST1_negative_start_index_counts_from_end__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
@@ -68,6 +70,7 @@ def test_ST1_negative_start_index_counts_from_end__MUST(world: WorldHarness) -> 
     world.run(body)
 
 
+@spec(">=3")
 def test_ST1_info_of_empty_stream__MUST(world: WorldHarness) -> None:
     async def body(ctx: WorldContext) -> None:
         info = await ctx.world.get_stream_info("never-written", RUN)

@@ -2,9 +2,11 @@
 
 What a backend claims comes from two files shipped here: upstream's manifest
 (a verbatim copy: ``env``, ``services``, ``setup`` and the credentials and
-deployment notes of each package) and our overlay (``overlay.json``: spec
-versions, capabilities, the factory export), because upstream's manifest does
-not state what a World promises.
+deployment notes of each package) and our overlay (``overlay.json``:
+capabilities, the factory export), because upstream's manifest does not state
+what a World promises. The spec version is not claimed by anyone: it is read
+from the installed package (:func:`.runtime.spec_version`), so the package is
+installed (once, into the cache) when its reference is resolved.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from worlds_sdk.capabilities import Observation, parse_capabilities
 from worlds_sdk.discovery import DiscoveryError
 from worlds_sdk.manifest import Manifest, load_manifest
 
-from .runtime import EXACT_VERSION, PACKAGE_NAME
+from .runtime import EXACT_VERSION, PACKAGE_NAME, install, spec_version
 from .sandbox import NpmWorldSpec, npm_sandbox
 from .world import NodeWorld
 
@@ -30,7 +32,8 @@ UNOBSERVABLE = {
         "no deployment id reaches the bridge, so MessageMeta.deployment_id cannot be filled"
     ),
 }
-"""What upstream's TypeScript interface does not carry to a queue handler, whichever npm World it is."""
+"""What upstream's TypeScript interface does not carry to a queue handler, whichever npm World it is;
+an overlay entry adds what one package cannot show (``"unobservable": {observation: reason}``)."""
 HERE = Path(__file__).parent
 
 
@@ -69,15 +72,18 @@ def npm_backend(reference: str) -> WorldBackend:
     claims = overlay().get(package, {})
     capabilities = parse_capabilities(claims.get("capabilities", []), where=f"overlay.json {package}")
     assumed = ", ".join(sorted(capabilities)) or "none"
+    version_of_spec = spec_version(install(package, version), package)
+    world = NpmWorldSpec(package=package, version=version, entry=entry, overlay=claims, spec_version=version_of_spec)
     return WorldBackend(
         id=entry.id if entry is not None else package,
         factory=NodeWorld,
-        sandbox=npm_sandbox(NpmWorldSpec(package=package, version=version, entry=entry, overlay=claims)),
-        spec_versions=frozenset(claims.get("specVersions", [3])),
+        sandbox=npm_sandbox(world),
+        spec_versions=frozenset({version_of_spec}),
         capabilities=capabilities,
-        unobservable=UNOBSERVABLE,
+        unobservable={**UNOBSERVABLE, **{Observation(k): v for k, v in claims.get("unobservable", {}).items()}},
         description=(
-            f"npm World {package}@{version} through the Node bridge; capabilities assumed from "
+            f"npm World {package}@{version} through the Node bridge, spec {version_of_spec} (its @workflow/world's "
+            "SPEC_VERSION_CURRENT); capabilities assumed from "
             f"reference_worlds/node/overlay.json: {assumed}"
         ),
         distribution=f"{SCHEME}{package}@{version}",

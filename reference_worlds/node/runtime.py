@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .errors import NodeNotFoundError, NpmInstallError
+from .errors import BridgeError, NodeNotFoundError, NpmInstallError
 
 LOCK_DIR = Path(__file__).with_name("npm-lock")
 INSTALL_TIMEOUT = 600.0
@@ -105,3 +105,46 @@ def installed_version(directory: Path, package: str) -> str | None:
     except (OSError, ValueError):
         return None
     return str(data.get("version"))
+
+
+_SPEC_PROBE = """
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+const world = createRequire(process.argv[1]).resolve('@workflow/world');
+const { SPEC_VERSION_CURRENT } = await import(pathToFileURL(world).href);
+console.log(JSON.stringify(SPEC_VERSION_CURRENT));
+"""
+
+
+def spec_version(directory: Path, package: str) -> int:
+    """The spec version an installed npm World is judged at: ``SPEC_VERSION_CURRENT`` of its own ``@workflow/world``.
+
+    Node resolves ``@workflow/world`` from the World package, as the World's own
+    imports do, so a World on an older interface package (the community Worlds
+    on 4.1.0-beta.2, spec 2) is read at that version, whatever else is installed
+    beside it. It is the version the World stamps on runs and events it creates
+    without one and guards with ``requiresNewerWorld`` (EV-10), and the one
+    upstream's runtime starts its runs at (``world.specVersion`` where the World
+    sets it, the same constant in the official Worlds; else 2, the baseline).
+    """
+    known = directory / f".spec-version-{package.replace('/', '+')}"
+    if known.exists():  # an installed tree never changes: probed once, then read by every child process
+        return int(known.read_text(encoding="utf-8"))
+    manifest = directory / "node_modules" / package / "package.json"
+    done = subprocess.run(
+        [find_node(), "--input-type=module", "-e", _SPEC_PROBE, str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    try:
+        version = json.loads(done.stdout)
+    except ValueError:
+        version = None
+    if done.returncode != 0 or not isinstance(version, int) or isinstance(version, bool):
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise BridgeError(
+            f"cannot read the spec version of {package} from its @workflow/world: {tail or done.stdout!r}"
+        )
+    known.write_text(str(version), encoding="utf-8")
+    return version

