@@ -1,0 +1,62 @@
+-- 0004: the helpers create_event_v1 calls on every event, in PL/pgSQL (issue 8, speed).
+--
+-- A LANGUAGE sql function that PostgreSQL cannot inline into its caller (one with an
+-- INSERT, a FROM clause or a sub-select) is parsed and planned again in every
+-- transaction that calls it; an event is one transaction, so append_event_v1,
+-- codec_object_v1, insert_run_v1 and run_created_data_v1 were planned anew on every
+-- event, and that planning was most of create_event_v1's server time (measured in
+-- docs/performance.md). PL/pgSQL keeps its statements' plans for the life of the
+-- connection. The bodies below are the same statements; only the language changes.
+--
+-- Names, arguments and results are unchanged, so create_event_v1 (untouched) and the
+-- code of the previous release get the faster helpers too.
+--
+-- min-code-version: 1
+
+CREATE OR REPLACE FUNCTION codec_object_v1(p_value json) RETURNS json
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF json_typeof(p_value) = 'object' AND p_value -> '$o' IS NOT NULL
+       AND (SELECT count(*) FROM json_object_keys(p_value)) = 1 THEN
+        RETURN p_value -> '$o';
+    END IF;
+    RETURN p_value;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION append_event_v1(
+    p_run_id text, p_after text, p_type text, p_correlation_id text, p_data json, p_spec integer, p_at timestamptz
+) RETURNS events
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_event events;
+BEGIN
+    INSERT INTO events (run_id, event_id, event_type, correlation_id, event_data, spec_version, created_at)
+    VALUES (p_run_id, mint_id_v1('evnt', p_at, p_after), p_type, p_correlation_id, p_data, p_spec, p_at)
+    RETURNING * INTO v_event;
+    RETURN v_event;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION insert_run_v1(p_run_id text, p_data json, p_spec integer, p_at timestamptz)
+RETURNS SETOF runs
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+    INSERT INTO runs (run_id, status, deployment_id, workflow_name, spec_version, execution_context, input,
+                      created_at, updated_at)
+    VALUES (p_run_id, 'pending', p_data ->> 'deployment_id', p_data ->> 'workflow_name', p_spec,
+            json_value_v1(p_data -> 'execution_context'), codec_bytes_v1(p_data -> 'input'), p_at, p_at)
+    ON CONFLICT (run_id) DO NOTHING
+    RETURNING *;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION run_created_data_v1(p_data json) RETURNS json
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN (SELECT json_object_agg(key, value)
+            FROM json_each(p_data)
+            WHERE key IN ('deployment_id', 'workflow_name', 'input', 'execution_context'));
+END
+$$;
