@@ -18,8 +18,10 @@ server in one process, round by round interleaved, the median of ``--rounds``:
 
 Both on the bench's lifecycle (``worlds_sdk.bench.one_run``: 6 events per run),
 1 run in flight and 8, with the bench's one-statement commit floor measured in
-the same round for ratios. The prototype covers what the lifecycle needs (runs,
-steps, events) and is not a World: hooks and waits, the NUL escape and the
+the same round for ratios; then the CPU time per event of each, client and
+server, as ``pg_events_breakdown.py`` measures it: the machine's other load
+disturbs it far less than wall time. The prototype covers what the lifecycle
+needs (runs, steps, events) and is not a World: hooks and waits, the NUL escape and the
 race retries are left out, which only flatters it.
 """
 
@@ -36,10 +38,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from pg_events_breakdown import _backends, _measure
 
 from reference_worlds.postgres import PostgresWorld
 from reference_worlds.postgres.config import URL_ENV
-from reference_worlds.postgres.database import Database
+from reference_worlds.postgres.database import Database, application_name
 from reference_worlds.postgres.errors import translated
 from reference_worlds.postgres.migrations import migrate
 from reference_worlds.postgres.plugin import drop_schema
@@ -291,11 +294,24 @@ async def _check_same_outcome(url: str, schema: str) -> None:
         await py_world.close()
 
 
+async def _cpu(url: str, schema: str, runs: int, python: bool) -> dict[str, float]:
+    """CPU time per event, client and server, of one placement at 1 in flight (robust to other load)."""
+    world: Any = _PythonWorld({"url": url, "schema": schema, "pool_size": 1}) if python else None
+    world = world or PostgresWorld({"url": url, "schema": schema, "pool_size": 1})
+    try:
+        for _ in range(3):
+            await bench.one_run(world)
+        pids = await _backends(url, application_name(schema))
+        return await _measure(pids, runs, lambda: bench.one_run(world))
+    finally:
+        await world.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=300, help="lifecycles (6 events each) per figure")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--in-flight", type=int, nargs="*", default=[1, 8])
+    parser.add_argument("--in-flight", type=int, nargs="*", default=[1, 8], help="none: CPU split only")
     args = parser.parse_args()
     url = os.environ[URL_ENV]
     schema = f"p_{secrets.token_hex(6)}"
@@ -322,6 +338,16 @@ def main() -> None:
                 f" ({med['plpgsql'] / med['floor']:.2f}x floor), python {med['python']:,.0f}"
                 f" ({med['python'] / med['floor']:.2f}x floor), floor {med['floor']:,.0f};"
                 f" python/plpgsql (median of per-round ratios) {ratio:.2f}x"
+            )
+        cpu: dict[str, list[dict[str, float]]] = {"plpgsql": [], "python": []}
+        for _ in range(args.rounds):
+            for name in cpu:
+                cpu[name].append(asyncio.run(_cpu(url, schema, args.runs, name == "python")))
+        for name, rounds in cpu.items():
+            medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+            print(
+                f"{name}, 1 in flight, per event (median of {args.rounds}): "
+                + ", ".join(f"{key} {value:,.0f} us" for key, value in medians.items())
             )
     finally:
         drop_schema(url, schema)

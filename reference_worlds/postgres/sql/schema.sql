@@ -312,7 +312,8 @@ $$;
 --   WWNFR/WWNFS/WWNFH/WWNFW not found (run/step/hook/wait), WW409 conflict,
 --   WW410 run expired, WW425 too early (DETAIL: seconds), WWRNS run not supported
 --   (DETAIL: "run_spec world_spec").
--- Returns the appended events (0, 1 or 2) and the affected entity.
+-- Returns the appended events (0, 1 or 2) and the affected entity. Unlike the other entry
+-- points it does not pin its search_path (0004): the caller's, the World's schema, is used.
 CREATE FUNCTION create_event_v1(
     p_run_id text,
     p_event_type text,
@@ -326,7 +327,7 @@ CREATE FUNCTION create_event_v1(
     OUT o_hook hooks,
     OUT o_wait waits
 )
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     v_data json;
     v_spec integer := coalesce(p_spec_version, p_world_spec_version);
