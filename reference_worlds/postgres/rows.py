@@ -1,4 +1,4 @@
-"""Database rows (dicts, from plain selects and from composites alike) to SDK models.
+"""Database rows (dicts: plain selects, and the prefixed flat columns of query ``create_event``) to SDK models.
 
 JSON columns hold the codec's wire form (:mod:`worlds_sdk.codec`); payloads are
 ``bytea``; times are ``timestamptz`` read in UTC.
