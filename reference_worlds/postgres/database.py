@@ -19,7 +19,6 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from psycopg.types.composite import CompositeInfo, register_composite
 from psycopg_pool import AsyncConnectionPool
 
 from worlds_sdk.errors import WorkflowWorldError, WorldUnavailableError
@@ -32,17 +31,10 @@ from .nul_escape import escape_params, unescape_value
 Row = dict[str, Any]
 Connection = psycopg.AsyncConnection[DictRow]
 
-ROW_TYPES = ("runs", "steps", "hooks", "waits", "events")
-"""Table row types that ``create_event_v1`` returns as composites, loaded as dicts like plain rows."""
-
 
 def application_name(schema: str) -> str:
     """Connections say which World they serve, so an operator (or a test sandbox) can find them."""
     return f"worlds:{schema}"
-
-
-def _as_dict(values: Sequence[Any], info: CompositeInfo) -> Row:
-    return dict(zip(info.field_names, values, strict=True))
 
 
 class Database:
@@ -51,7 +43,6 @@ class Database:
     def __init__(self, config: PostgresConfig) -> None:
         self.config = config
         self._pool: AsyncConnectionPool[Connection] | None = None
-        self._types: list[CompositeInfo] = []
         self._opening = asyncio.Lock()
         self._closed = False
 
@@ -86,10 +77,6 @@ class Database:
         first = await self.connect()  # fails fast and clearly on a bad URL or password
         try:
             await asyncio.to_thread(migrate if self.config.auto_migrate else verify, conninfo, self.config.schema)
-            with translated():
-                types = [await CompositeInfo.fetch(first, f"{self.config.schema}.{name}") for name in ROW_TYPES]
-            self._types = [info for info in types if info is not None]
-            assert len(self._types) == len(ROW_TYPES), "the migrated schema lacks a table"
         finally:
             await first.close()
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
@@ -98,17 +85,12 @@ class Database:
             min_size=1,
             max_size=self.config.pool_size,
             open=False,
-            configure=self._configure,
             timeout=self.config.connect_timeout,
             name=f"worlds-{self.config.schema}",
         )
         with translated():
             await pool.open(wait=True, timeout=self.config.connect_timeout)
         return pool
-
-    async def _configure(self, conn: Connection) -> None:
-        for info in self._types:
-            register_composite(info, conn, make_object=_as_dict)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 _JSON_TOKEN = re.compile(r"\\(u000[01]|u[0-9a-fA-F]{4}|.)", re.DOTALL)
@@ -67,12 +68,16 @@ def _escape_param(value: Any) -> Any:
     return value
 
 
+_HOLDS_NO_TEXT = frozenset({type(None), bool, int, float, bytes, datetime})
+"""Result value types passed through as they are: most columns of a row, so checked first (by type, cheaply)."""
+
+
 def unescape_value(value: Any) -> Any:
-    """A result value with every string unescaped: text columns, composites, decoded JSON (keys too)."""
+    """A result value with every string unescaped: text columns, rows, decoded JSON (keys too)."""
     if isinstance(value, str):
         return unescape_text(value)
     if isinstance(value, dict):
-        return {unescape_text(k): unescape_value(v) for k, v in value.items()}
+        return {unescape_text(k): v if type(v) in _HOLDS_NO_TEXT else unescape_value(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [unescape_value(v) for v in value]
+        return [v if type(v) in _HOLDS_NO_TEXT else unescape_value(v) for v in value]
     return value

@@ -1,4 +1,4 @@
-"""Database rows (dicts, from plain selects and from composites alike) to SDK models.
+"""Database rows (dicts: plain selects, and the prefixed flat columns of query ``create_event``) to SDK models.
 
 JSON columns hold the codec's wire form (:mod:`worlds_sdk.codec`); payloads are
 ``bytea``; times are ``timestamptz`` read in UTC.
@@ -23,11 +23,6 @@ def _error(value: Any) -> StructuredError | None:
     if value is None:
         return None
     return StructuredError(message=value["message"], stack=value.get("stack"), code=value.get("code"))
-
-
-def _present(row: Row | None) -> bool:
-    """A composite OUT value of ``create_event_v1`` that was not set comes back NULL."""
-    return row is not None and any(v is not None for v in row.values())
 
 
 def run_from_row(r: Row) -> Run:
@@ -104,12 +99,21 @@ def event_from_row(r: Row) -> Event:
 
 
 def result_from_row(r: Row) -> EventResult:
-    """The outcome of ``create_event_v1``: the last appended event and the entity it affected."""
-    events = r["o_events"] or []
+    """The outcome of ``create_event_v1`` (query ``create_event``): the last appended event and the entity.
+
+    The query flattens each row type into columns prefixed with its name (``run_status``,
+    ``step_attempt``, …); a row type the call did not set has a NULL key column.
+    """
     return EventResult(
-        event=event_from_row(events[-1]) if events else None,
-        run=run_from_row(r["o_run"]) if _present(r["o_run"]) else None,
-        step=step_from_row(r["o_step"]) if _present(r["o_step"]) else None,
-        hook=hook_from_row(r["o_hook"]) if _present(r["o_hook"]) else None,
-        wait=wait_from_row(r["o_wait"]) if _present(r["o_wait"]) else None,
+        event=event_from_row(_part(r, "event_")) if r["event_event_id"] is not None else None,
+        run=run_from_row(_part(r, "run_")) if r["run_run_id"] is not None else None,
+        step=step_from_row(_part(r, "step_")) if r["step_step_id"] is not None else None,
+        hook=hook_from_row(_part(r, "hook_")) if r["hook_hook_id"] is not None else None,
+        wait=wait_from_row(_part(r, "wait_")) if r["wait_wait_id"] is not None else None,
     )
+
+
+def _part(r: Row, prefix: str) -> Row:
+    """The columns of one row type, without their prefix."""
+    start = len(prefix)
+    return {column[start:]: value for column, value in r.items() if column.startswith(prefix)}

@@ -173,6 +173,9 @@ CREATE TABLE stream_chunks (
 );
 
 -- Helpers ----------------------------------------------------------------------
+-- Helpers that create_event_v1 calls on every event and PostgreSQL cannot inline are
+-- PL/pgSQL, whose plans live as long as the connection; a non-inlined LANGUAGE sql
+-- function is planned again in every transaction, i.e. on every event (0004).
 
 -- A JSON value, or SQL NULL for an absent key and for JSON null alike (Python's dict.get).
 CREATE FUNCTION json_value_v1(p_value json) RETURNS json
@@ -194,11 +197,14 @@ $$;
 -- A dict the codec wrapped as {"$o": {...}} (its own keys start with "$"), unwrapped;
 -- any other value as it is. User data may hold "$" keys (worlds_sdk.codec).
 CREATE FUNCTION codec_object_v1(p_value json) RETURNS json
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN json_typeof(p_value) IS DISTINCT FROM 'object' THEN p_value
-                WHEN p_value -> '$o' IS NOT NULL AND (SELECT count(*) FROM json_object_keys(p_value)) = 1
-                THEN p_value -> '$o'
-                ELSE p_value END
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF json_typeof(p_value) = 'object' AND p_value -> '$o' IS NOT NULL
+       AND (SELECT count(*) FROM json_object_keys(p_value)) = 1 THEN
+        RETURN p_value -> '$o';
+    END IF;
+    RETURN p_value;
+END
 $$;
 
 -- A StructuredError {message, stack, code} from event data, as rules._error builds it.
@@ -261,29 +267,40 @@ $$;
 CREATE FUNCTION append_event_v1(
     p_run_id text, p_after text, p_type text, p_correlation_id text, p_data json, p_spec integer, p_at timestamptz
 ) RETURNS events
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_event events;
+BEGIN
     INSERT INTO events (run_id, event_id, event_type, correlation_id, event_data, spec_version, created_at)
     VALUES (p_run_id, mint_id_v1('evnt', p_at, p_after), p_type, p_correlation_id, p_data, p_spec, p_at)
-    RETURNING *
+    RETURNING * INTO v_event;
+    RETURN v_event;
+END
 $$;
 
 -- Inserts a pending run; returns no row when the run already exists (a racing creator).
-CREATE FUNCTION insert_run_v1(p_run_id text, p_data json, p_spec integer, p_at timestamptz) RETURNS SETOF runs
-LANGUAGE sql AS $$
+CREATE FUNCTION insert_run_v1(p_run_id text, p_data json, p_spec integer, p_at timestamptz)
+RETURNS SETOF runs
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
     INSERT INTO runs (run_id, status, deployment_id, workflow_name, spec_version, execution_context, input,
                       created_at, updated_at)
     VALUES (p_run_id, 'pending', p_data ->> 'deployment_id', p_data ->> 'workflow_name', p_spec,
             json_value_v1(p_data -> 'execution_context'), codec_bytes_v1(p_data -> 'input'), p_at, p_at)
     ON CONFLICT (run_id) DO NOTHING
-    RETURNING *
+    RETURNING *;
+END
 $$;
 
 -- The data of a run_created event: only the run's own fields of the request.
 CREATE FUNCTION run_created_data_v1(p_data json) RETURNS json
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT json_object_agg(key, value)
-    FROM json_each(p_data)
-    WHERE key IN ('deployment_id', 'workflow_name', 'input', 'execution_context')
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN (SELECT json_object_agg(key, value)
+            FROM json_each(p_data)
+            WHERE key IN ('deployment_id', 'workflow_name', 'input', 'execution_context'));
+END
 $$;
 
 -- events.create --------------------------------------------------------------------
@@ -295,7 +312,8 @@ $$;
 --   WWNFR/WWNFS/WWNFH/WWNFW not found (run/step/hook/wait), WW409 conflict,
 --   WW410 run expired, WW425 too early (DETAIL: seconds), WWRNS run not supported
 --   (DETAIL: "run_spec world_spec").
--- Returns the appended events (0, 1 or 2) and the affected entity.
+-- Returns the appended events (0, 1 or 2) and the affected entity. Unlike the other entry
+-- points it does not pin its search_path (0004): the caller's, the World's schema, is used.
 CREATE FUNCTION create_event_v1(
     p_run_id text,
     p_event_type text,
@@ -309,7 +327,7 @@ CREATE FUNCTION create_event_v1(
     OUT o_hook hooks,
     OUT o_wait waits
 )
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     v_data json;
     v_spec integer := coalesce(p_spec_version, p_world_spec_version);
