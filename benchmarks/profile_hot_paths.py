@@ -21,7 +21,7 @@ import collections
 from functools import partial
 from pathlib import Path
 
-from worlds_sdk import bench
+from worlds_sdk import bench, bench_queue
 from worlds_sdk.discovery import resolve_world
 
 
@@ -31,7 +31,7 @@ def run(world: str, path: str, count: int) -> None:
         if path == "events":
             body = partial(bench.lifecycle_rate, runs=count // bench.EVENTS_PER_RUN, in_flight=1)
         else:
-            body = partial(bench.queue_rate_and_latency, count=count, samples=1)
+            body = partial(bench_queue.queue_rate_and_latency, count=count, samples=1)
         print(asyncio.run(bench._with_world(backend, config, body)))
 
 
