@@ -23,7 +23,6 @@ from typing import Any
 from worlds_sdk.codec import dumps, from_wire
 from worlds_sdk.consumer import Delivery
 from worlds_sdk.ids import new_id
-from worlds_sdk.models import Enqueued
 from worlds_sdk.queue_options import QueueOptions
 
 from .database import Database, Row
@@ -31,25 +30,34 @@ from .nul_escape import escape_json
 from .queries import query
 
 
-async def enqueue(db: Database, queue_name: str, message: Any, options: QueueOptions) -> Enqueued:
+async def enqueue(
+    db: Database, queue_name: str, message: Any, options: QueueOptions, lease_seconds: float | None = None
+) -> tuple[str, Delivery | None]:
     """Store one message (durable once this returns); the same unacked idempotency key gives the same id.
 
-    ``queue_name`` and ``options`` come checked from :func:`~worlds_sdk.queue_options.check_queue_options`.
+    With ``lease_seconds``, the message is stored already claimed by the caller
+    (a hand-off, :meth:`worlds_sdk.consumer.Consumer.enqueue`) and its delivery is
+    returned; no ``NOTIFY``, since no other consumer could claim it. An
+    idempotency key held by a queued message returns that message's id instead,
+    with no delivery. ``queue_name`` and ``options`` come checked from
+    :func:`~worlds_sdk.queue_options.check_queue_options`.
     """
-    row = await db.fetchone(
-        query("enqueue"),
-        {
-            "message_id": new_id("msg"),
-            "queue_name": queue_name,
-            "body": escape_json(dumps(message)),
-            "headers": escape_json(dumps(dict(options.headers))),
-            "deployment_id": options.deployment_id,
-            "idempotency_key": options.idempotency_key,
-            "delay_seconds": options.delay_seconds,
-        },
-    )
+    params = {
+        "message_id": new_id("msg"),
+        "queue_name": queue_name,
+        "body": escape_json(dumps(message)),
+        "headers": escape_json(dumps(dict(options.headers))),
+        "deployment_id": options.deployment_id,
+        "idempotency_key": options.idempotency_key,
+        "delay_seconds": options.delay_seconds,
+    }
+    if lease_seconds is not None:
+        claimed = await db.fetchone(query("enqueue_claimed"), {**params, "lease_seconds": float(lease_seconds)})
+        if claimed is not None:
+            return claimed["message_id"], _delivery(claimed)
+    row = await db.fetchone(query("enqueue"), params)  # the idempotency key is taken, or no hand-off
     assert row is not None
-    return Enqueued(message_id=row["message_id"])
+    return row["message_id"], None
 
 
 def _delivery(row: Row) -> Delivery:

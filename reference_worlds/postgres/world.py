@@ -10,6 +10,7 @@ re-enqueues the workflows of pending and running runs (Q-6).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from worlds_sdk import SPEC_VERSION
@@ -136,7 +137,10 @@ class PostgresWorld(ForwardsInspection):
             headers=headers,
             world_deployment_id=self.config.deployment_id,
         )
-        return await enqueue(self._db, queue_name, message, options)
+        message_id = await self._consumer.enqueue(
+            queue_name, options.delay_seconds, partial(enqueue, self._db, queue_name, message, options)
+        )
+        return Enqueued(message_id=message_id)
 
     def register_handler(self, prefix: str, handler: QueueHandler) -> None:
         self._check_open()

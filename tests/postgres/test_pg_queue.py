@@ -27,7 +27,8 @@ PREFIXES = ["__wkf_step_"]
 async def _put(db: Database, n: int, **kwargs: Any) -> str:
     options: dict[str, Any] = {"deployment_id": None, "idempotency_key": None, "delay_seconds": None, "headers": None}
     checked = check_queue_options(QUEUE, **{**options, **kwargs}, world_deployment_id="d")
-    return (await enqueue(db, QUEUE, {"n": n}, checked)).message_id
+    message_id, _ = await enqueue(db, QUEUE, {"n": n}, checked)
+    return message_id
 
 
 async def claim_one(store: Any, prefixes: list[str], lease_seconds: float) -> Delivery | None:
@@ -170,6 +171,56 @@ def test_a_handler_that_never_returns_times_out_as_a_failure_and_is_dead_lettere
             assert [row[:3] for row in dead] == [(sent.message_id, 2, 2)]
             assert "the handler did not finish within 0.3 s" in dead[0][3]
             assert attempts == [1, 2]
+        finally:
+            await world.close()
+
+    asyncio.run(body())
+
+
+def test_a_message_enqueued_where_it_is_handled_is_stored_claimed_and_never_oversubscribes(
+    pg_config: dict[str, Any], eventually: Any
+) -> None:
+    """Hand-off: with a free slot, the enqueue stores the message claimed (attempt 1) and runs its handler.
+
+    The row is read while the event loop is blocked, so no claim can have happened
+    after the enqueue returned. With ``concurrency`` 2, never more than 2 handlers
+    run, however many enqueues race for the slots.
+    """
+    seen: list[tuple[int, int]] = []
+    running = peak = 0
+
+    def rows() -> list[tuple[Any, ...]]:
+        with psycopg.connect(pg_config["url"]) as conn:
+            query = sql.SQL("SELECT message_id, attempt, claim_id IS NOT NULL FROM {}.messages ORDER BY created_at")
+            return conn.execute(query.format(sql.Identifier(pg_config["schema"]))).fetchall()
+
+    async def body() -> None:
+        nonlocal running, peak
+        release = asyncio.Event()
+
+        async def handler(message: Any, meta: MessageMeta) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            seen.append((message["n"], meta.attempt))
+            try:
+                await release.wait()
+            finally:
+                running -= 1
+
+        world = PostgresWorld({**pg_config, "concurrency": 2})
+        try:
+            world.register_handler("__wkf_step_", handler)
+            await world.start()
+            first = await world.queue(QUEUE, {"n": 0})
+            assert rows() == [(first.message_id, 1, True)]  # claimed in the enqueue's own commit
+            await eventually(lambda: asyncio.sleep(0, len(seen) == 1), what="its handler")
+            await asyncio.gather(*(world.queue(QUEUE, {"n": n}) for n in range(1, 6)))
+            await eventually(lambda: asyncio.sleep(0, len(seen) == 2), what="the second slot filled")
+            assert [claimed for _, _, claimed in rows()].count(True) == 2
+            release.set()
+            await eventually(lambda: asyncio.sleep(0, len(seen) == 6), what="every message handled")
+            assert peak == 2 and sorted(seen) == [(n, 1) for n in range(6)]
         finally:
             await world.close()
 

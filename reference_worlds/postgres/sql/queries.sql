@@ -44,6 +44,17 @@ SELECT * FROM hooks
 SELECT enqueue_v1(%(message_id)s, %(queue_name)s, %(body)s::json, %(headers)s::json, %(deployment_id)s,
                   %(idempotency_key)s, %(delay_seconds)s) AS message_id;
 
+-- A hand-off (worlds_sdk.consumer.Consumer.enqueue): the message inserted already claimed,
+-- exactly as claim_v1 would leave it; nothing if its idempotency key is taken (then: enqueue).
+-- name: enqueue_claimed
+INSERT INTO messages (message_id, queue_name, body, headers, deployment_id, idempotency_key, attempt, claim_id,
+                      visible_at, created_at)
+VALUES (%(message_id)s, %(queue_name)s, %(body)s::json, %(headers)s::json, %(deployment_id)s, %(idempotency_key)s,
+        1, mint_id_v1('msg', clock_timestamp(), NULL), clock_timestamp() + make_interval(secs => %(lease_seconds)s),
+        clock_timestamp())
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING *;
+
 -- name: claim
 SELECT * FROM claim_v1(%(prefixes)s, %(lease_seconds)s, %(limit)s);
 
