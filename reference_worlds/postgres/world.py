@@ -27,7 +27,7 @@ from .database import Database
 from .inspection import PostgresInspection
 from .listener import ALL, Listener, Signals
 from .queries import query
-from .queue import PostgresMessageStore, enqueue
+from .queue import PostgresMessageStore
 from .storage import PostgresEvents, PostgresHooks, PostgresRuns, PostgresSteps
 from .streams import PostgresStreams
 
@@ -46,8 +46,9 @@ class PostgresWorld(ForwardsInspection):
             self._db.connect,
             {f"{self.config.schema}.queue": self._queue_signals, f"{self.config.schema}.streams": stream_signals},
         )
+        self._store = PostgresMessageStore(self._db)
         self._consumer = Consumer(
-            PostgresMessageStore(self._db),
+            self._store,
             lease_seconds=self.config.lease_seconds,
             poll_interval=self.config.poll_interval,
             concurrency=self.config.concurrency,
@@ -138,7 +139,7 @@ class PostgresWorld(ForwardsInspection):
             world_deployment_id=self.config.deployment_id,
         )
         message_id = await self._consumer.enqueue(
-            queue_name, options.delay_seconds, partial(enqueue, self._db, queue_name, message, options)
+            queue_name, options.delay_seconds, partial(self._store.enqueue, queue_name, message, options)
         )
         return Enqueued(message_id=message_id)
 

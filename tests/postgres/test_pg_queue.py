@@ -13,8 +13,9 @@ from psycopg import sql
 
 from reference_worlds.postgres import PostgresConfig, PostgresWorld
 from reference_worlds.postgres.database import Database
-from reference_worlds.postgres.queue import PostgresMessageStore, enqueue
+from reference_worlds.postgres.queue import PostgresMessageStore, _Message
 from worlds_sdk.consumer import Delivery
+from worlds_sdk.errors import WorkflowWorldError, WorldUnavailableError
 from worlds_sdk.models import EventRequest, MessageMeta
 from worlds_sdk.queue_options import check_queue_options
 
@@ -27,7 +28,7 @@ PREFIXES = ["__wkf_step_"]
 async def _put(db: Database, n: int, **kwargs: Any) -> str:
     options: dict[str, Any] = {"deployment_id": None, "idempotency_key": None, "delay_seconds": None, "headers": None}
     checked = check_queue_options(QUEUE, **{**options, **kwargs}, world_deployment_id="d")
-    message_id, _ = await enqueue(db, QUEUE, {"n": n}, checked)
+    message_id, _ = await PostgresMessageStore(db).enqueue(QUEUE, {"n": n}, checked)
     return message_id
 
 
@@ -97,6 +98,57 @@ def test_acks_sent_together_are_grouped_and_each_is_answered_for_itself(pg_confi
         answers = await asyncio.gather(store.ack(stale), *(store.ack(d) for d in claimed), store.ack(claimed[1]))
         assert answers == [False, True, True, True, True, True, True, False]  # the second ack of one claim: gone
         assert await store.claim(PREFIXES, 0, 6) == []
+
+    _with_dbs(pg_config, 1, body)
+
+
+def test_enqueues_sent_together_are_one_insert_and_each_keeps_its_own_outcome(pg_config: dict[str, Any]) -> None:
+    """Grouped enqueues: one transaction for the group (one ``xmin``), answered as if sent one by one."""
+
+    def options(**kwargs: Any) -> Any:
+        given = {"deployment_id": None, "idempotency_key": None, "delay_seconds": None, "headers": None, **kwargs}
+        return check_queue_options(QUEUE, **given, world_deployment_id="d")
+
+    async def body(dbs: list[Database]) -> None:
+        store = PostgresMessageStore(dbs[0])
+        held, _ = await store.enqueue(QUEUE, {"n": "held"}, options(idempotency_key="held"))
+        outcomes = await asyncio.gather(
+            *(store.enqueue(QUEUE, {"n": n}, options()) for n in range(5)),
+            store.enqueue(QUEUE, {"n": 5}, options(idempotency_key="k")),
+            store.enqueue(QUEUE, {"n": 6}, options(idempotency_key="k")),
+            store.enqueue(QUEUE, {"n": 7}, options(idempotency_key="held")),
+            store.enqueue(QUEUE, {"n": 8}, options(delay_seconds=3600)),
+            store.enqueue(QUEUE, {"n": 9, "nul": "a\x00b"}, options(), lease_seconds=30),
+        )
+        ids = [message_id for message_id, _ in outcomes]
+        assert ids[6] == ids[5] and ids[7] == held  # Q-3 inside the group and against a queued message
+        assert len(set(ids[:6] + ids[8:])) == 8
+        handed = outcomes[9][1]
+        assert [delivery is None for _, delivery in outcomes] == [True] * 9 + [False]
+        assert handed is not None and handed.attempt == 1 and handed.message == {"n": 9, "nul": "a\x00b"}
+        with psycopg.connect(pg_config["url"]) as conn:
+            query = sql.SQL("SELECT count(DISTINCT xmin::text) FROM {}.messages WHERE message_id = ANY(%s)")
+            row = conn.execute(query.format(sql.Identifier(pg_config["schema"])), (ids[:6] + ids[8:],)).fetchone()
+        assert row == (1,)  # one transaction stored the whole group
+        claimed = await store.claim(PREFIXES, 30, 20)  # neither the delayed one nor the handed-off one
+        assert sorted(d.message["n"] for d in claimed if d.message["n"] != "held") == [0, 1, 2, 3, 4, 5]
+        assert await store.ack(handed)
+
+    _with_dbs(pg_config, 1, body)
+
+
+def test_a_group_the_server_refuses_is_sent_again_one_by_one_so_only_the_bad_message_fails(
+    pg_config: dict[str, Any],
+) -> None:
+    async def body(dbs: list[Database]) -> None:
+        store = PostgresMessageStore(dbs[0])
+        good = {"queue_name": QUEUE, "body": "{}", "headers": "{}", "deployment_id": None, "idempotency_key": None}
+        group = [_Message({**good, "message_id": f"msg_{n}", "delay_seconds": None}, None) for n in ("a", "bad", "c")]
+        group[1].params["body"] = "not json"  # past the codec, only the server can refuse it
+        first, refused, last = await store._enqueue_group(group)
+        assert first == ("msg_a", None) and last == ("msg_c", None)
+        assert isinstance(refused, WorkflowWorldError) and not isinstance(refused, WorldUnavailableError)
+        assert sorted(d.message_id for d in await store.claim(PREFIXES, 30, 5)) == ["msg_a", "msg_c"]
 
     _with_dbs(pg_config, 1, body)
 

@@ -55,6 +55,30 @@ VALUES (%(message_id)s, %(queue_name)s, %(body)s::json, %(headers)s::json, %(dep
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
 
+-- Enqueues grouped while one was in flight (queue.py): one INSERT, each row as enqueue_v1 or
+-- enqueue_claimed would store it; a row whose idempotency key is taken is left out (then: one
+-- by one). One NOTIFY at commit if any row is for the consumers (identical ones are merged).
+-- name: enqueue_many
+WITH inserted AS (
+    INSERT INTO messages (message_id, queue_name, body, headers, deployment_id, idempotency_key, attempt, claim_id,
+                          visible_at, created_at)
+    SELECT m.message_id, m.queue_name, m.body::json, m.headers::json, m.deployment_id, m.idempotency_key,
+           (m.lease_seconds IS NOT NULL)::integer,
+           CASE WHEN m.lease_seconds IS NOT NULL THEN mint_id_v1('msg', clock_timestamp(), NULL) END,
+           clock_timestamp() + make_interval(secs => coalesce(m.lease_seconds, greatest(m.delay_seconds, 0))),
+           clock_timestamp()
+    FROM unnest(%(message_ids)s::text[], %(queue_names)s::text[], %(bodies)s::text[], %(headers)s::text[],
+                %(deployment_ids)s::text[], %(idempotency_keys)s::text[], %(delays)s::float8[], %(leases)s::float8[])
+         WITH ORDINALITY AS m(message_id, queue_name, body, headers, deployment_id, idempotency_key, delay_seconds,
+                              lease_seconds, ord)
+    ORDER BY m.ord
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+)
+SELECT inserted.*,
+       CASE WHEN inserted.claim_id IS NULL THEN pg_notify(current_schema() || '.queue', '') IS NULL END AS woken
+FROM inserted;
+
 -- name: claim
 SELECT * FROM claim_v1(%(prefixes)s, %(lease_seconds)s, %(limit)s);
 
