@@ -87,9 +87,14 @@ UPDATE messages SET visible_at = clock_timestamp() + make_interval(secs => %(sec
 WHERE message_id = %(message_id)s AND claim_id = %(claim_id)s
 RETURNING message_id;
 
+-- An ack commits without waiting for its WAL flush (synchronous_commit off for this statement's
+-- own transaction only): lost in a server crash, it leaves the message leased, redelivered
+-- after its lease, as if its handler had died before acking (at-least-once, Q-1). The next
+-- synchronous commit on the server (an enqueue, a claim, an event) flushes it anyway.
 -- name: ack
+WITH no_flush_wait AS (SELECT set_config('synchronous_commit', 'off', true))
 DELETE FROM messages AS m
-USING unnest(%(message_ids)s::text[], %(claim_ids)s::text[]) AS a(message_id, claim_id)
+USING unnest(%(message_ids)s::text[], %(claim_ids)s::text[]) AS a(message_id, claim_id), no_flush_wait
 WHERE m.message_id = a.message_id AND m.claim_id = a.claim_id
 RETURNING m.message_id, m.claim_id;
 
