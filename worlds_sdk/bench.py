@@ -126,7 +126,10 @@ class BenchResult:
 
 def _floors_cell(floors: Floors) -> str:
     eight = f"{floors.commit_8:,.0f}" if floors.commit_8 is not None else "-"
-    return f"commit x1 {floors.commit_1:,.0f}/s, commit x8 {eight}/s, claim+ack {floors.claim_ack:,.0f}/s"
+    return (
+        f"commit x1 {floors.commit_1:,.0f}/s (one commit p50 {floors.commit_p50_ms:.2f} ms,"
+        f" p99 {floors.commit_p99_ms:.2f} ms), commit x8 {eight}/s, claim+ack {floors.claim_ack:,.0f}/s"
+    )
 
 
 def table(results: Sequence[BenchResult]) -> list[str]:
@@ -139,7 +142,7 @@ def table(results: Sequence[BenchResult]) -> list[str]:
         "msgs/s",
         "p50 ms",
         "p99 ms",
-        "floors x1/x8/claim+ack",
+        "floors x1/x8/claim+ack, commit p50/p99 ms",
         "vs peer msgs/p50/p99",
         "bridge rtt ms",
     ]
@@ -191,7 +194,10 @@ def _floors_short(floors: Floors | None) -> str:
     if floors is None:
         return "-"
     eight = f"{floors.commit_8:,.0f}" if floors.commit_8 is not None else "-"
-    return f"{floors.storage} {floors.commit_1:,.0f}/{eight}/{floors.claim_ack:,.0f}"
+    return (
+        f"{floors.storage} {floors.commit_1:,.0f}/{eight}/{floors.claim_ack:,.0f},"
+        f" {floors.commit_p50_ms:.2f}/{floors.commit_p99_ms:.2f}"
+    )
 
 
 @runtime_checkable

@@ -47,6 +47,7 @@ def test_the_postgres_world_is_benched_beside_pgqueuer_on_its_server_and_compare
     assert result.peer.latency_p99_ms is not None and result.peer.latency_p50_ms is not None
     assert result.peer.latency_p99_ms >= result.peer.latency_p50_ms > 0
     assert {"queue vs peer", "p50 vs peer", "p99 vs peer"} <= set(result.ratios)
+    assert result.floors is not None and result.floors.commit_p99_ms >= result.floors.commit_p50_ms > 0
     assert any(line.startswith("  peer pgqueuer 1.6.0 (same server") for line in result.lines())
     header, ours, peer = bench.table([result])
     assert "vs peer msgs/p50/p99" in header and ours.startswith("postgres ")
