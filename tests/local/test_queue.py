@@ -7,6 +7,7 @@ import itertools
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -397,3 +398,35 @@ def test_a_message_enqueued_where_it_is_handled_is_stored_claimed_and_never_over
         assert peak == 2 and sorted(seen) == [(n, 1) for n in range(6)]
 
     with_world(config, body, concurrency=2)
+
+
+def test_a_hand_off_whose_insert_ends_after_stop_releases_the_message_instead_of_running_it(
+    config: dict[str, Any], eventually: Poll
+) -> None:
+    handler = Recorder()
+
+    def rows() -> list[tuple[Any, ...]]:
+        with sqlite3.connect(Path(config["path"]) / DB_FILE) as conn:
+            return conn.execute("SELECT attempt, claim_id IS NOT NULL FROM messages").fetchall()
+
+    async def body(world: LocalWorld) -> None:
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        entered, release = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:  # keeps the database thread busy
+            entered.set()
+            release.wait(timeout=30)
+
+        held = asyncio.ensure_future(world._db.write(hold))
+        assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+        sending = asyncio.ensure_future(world.queue(Q, {"n": 1}))  # a slot reserved, its insert queued
+        await asyncio.sleep(0)
+        stopping = asyncio.ensure_future(world._consumer.stop(1.0))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(held, sending, stopping)
+        await eventually(lambda: asyncio.to_thread(lambda: rows() == [(1, 0)]), what="the message released")
+        assert handler.seen == []
+
+    with_world(config, body)
