@@ -6,7 +6,8 @@
 
 ``run`` drives the same workload as ``worlds bench`` (:mod:`worlds_sdk.bench`):
 ``events`` is the 6-event run lifecycle with 1 run in flight, ``queue`` a burst of
-queued messages through the World's own consumer. py-spy samples every thread,
+queued messages through the World's own consumer, ``paced`` messages sent one at a
+time (enqueue → handler, the latency path). py-spy samples every thread,
 so the local World's database thread and psycopg's are seen too (cProfile sees
 only the thread that started it). ``summarize`` reads py-spy's collapsed stacks
 and prints, per function, the share of samples it was on the stack (inclusive)
@@ -21,7 +22,7 @@ import collections
 from functools import partial
 from pathlib import Path
 
-from worlds_sdk import bench
+from worlds_sdk import bench, bench_queue
 from worlds_sdk.discovery import resolve_world
 
 
@@ -30,8 +31,10 @@ def run(world: str, path: str, count: int) -> None:
     with backend.sandbox({}) as sandbox, sandbox.instance() as config:
         if path == "events":
             body = partial(bench.lifecycle_rate, runs=count // bench.EVENTS_PER_RUN, in_flight=1)
-        else:
-            body = partial(bench.queue_rate_and_latency, count=count, samples=1)
+        elif path == "queue":
+            body = partial(bench_queue.queue_rate_and_latency, count=count, samples=1)
+        else:  # paced: one message at a time, the latency path alone
+            body = partial(bench_queue.queue_rate_and_latency, count=1, samples=count)
         print(asyncio.run(bench._with_world(backend, config, body)))
 
 
@@ -58,7 +61,7 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run")
     run_parser.add_argument("world")
-    run_parser.add_argument("path", choices=["events", "queue"])
+    run_parser.add_argument("path", choices=["events", "queue", "paced"])
     run_parser.add_argument("--count", type=int, default=3000)
     summary = commands.add_parser("summarize")
     summary.add_argument("file", type=Path)

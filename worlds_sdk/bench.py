@@ -17,6 +17,9 @@ Measured, in the shape the runtime produces (not a synthetic append loop):
 - in the same run and the same sandbox, the floors of the World's storage
   (:mod:`worlds_sdk.bench_floors`), and every rate's ratio to its floor: ratios
   taken in one run hold on a noisy machine where absolute figures do not;
+- for a World on PostgreSQL, PgQueuer on the same server through the same queue
+  workload (:mod:`worlds_sdk.bench_pgqueuer`), and the World's queue figures
+  over PgQueuer's;
 - for a World reached through a bridge (one with an async ``ping()``, such as
   the Node bridge's ``NodeWorld``), the median no-op round trip: the part of
   every figure that is the bridge, not the World, printed beside them so that
@@ -37,14 +40,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
-from . import bench_floors
+from . import bench_floors, bench_pgqueuer
 from .backend import WorldBackend, WorldConfig
 from .bench_floors import Floors
+from .bench_pgqueuer import PeerQueue
+from .bench_queue import queue_rate_and_latency
 from .capabilities import Capability
-from .models import EventRequest, MessageMeta
+from .models import EventRequest
 from .protocols import World
 
-QUEUE = "__wkf_step_bench"
 EVENTS_PER_RUN = 6
 PROCESSES = 4
 IN_FLIGHT_PER_PROCESS = 2
@@ -66,8 +70,12 @@ class BenchResult:
     processes_events_per_second: float | None = None
     """Lifecycle events per second from 4 processes (2 runs in flight each); ``None`` unless ``multi_process``."""
     floors: Floors | None = None
+    peer: PeerQueue | None = None
+    """PgQueuer on the same server, same queue workload (a World on PostgreSQL only); ``missing`` if not installed."""
     ratios: dict[str, float] = field(default_factory=dict)
-    """Each rate over its floor (``events x1``, ``events x8``, ``events 4 procs``, ``queue``), and ``scaling``."""
+    """Each rate over its floor (``events x1``, ``events x8``, ``events 4 procs``, ``queue``), ``scaling``, and
+    the queue against the peer (``queue vs peer``, ``p50 vs peer``, ``p99 vs peer``: times better, above 1 we win).
+    """
 
     def lines(self) -> list[str]:
         out = [f"world {self.world}: median of {self.repeats} runs"]
@@ -84,9 +92,28 @@ class BenchResult:
         out.append(f"  enqueue->handler latency: p50 {self.latency_p50_ms:.2f} ms, p99 {self.latency_p99_ms:.2f} ms")
         if self.floors is not None:
             out.append(f"  floors ({self.floors.storage}, same run): {_floors_cell(self.floors)}")
+        if self.peer is not None:
+            out.append(f"  peer {self.peer.name} (same server, same queue workload): {self._peer_line(self.peer)}")
         if self.round_trip_p50_ms is not None:
             out.append(f"  bridge overhead, no-op round trip: p50 {self.round_trip_p50_ms:.3f} ms")
         return out
+
+    def _peer_line(self, peer: PeerQueue) -> str:
+        if peer.missing is not None:
+            return peer.missing
+        assert peer.messages_per_second is not None and peer.latency_p50_ms is not None
+        floor = f" ({peer.messages_per_second / self.floors.claim_ack:.2f}x floor)" if self.floors else ""
+        return (
+            f"{peer.messages_per_second:,.0f} msg/s{floor}, p50 {peer.latency_p50_ms:.2f} ms,"
+            f" p99 {peer.latency_p99_ms:.2f} ms; ours vs it (above 1: ours is better): {self.versus_peer()}"
+        )
+
+    def versus_peer(self) -> str:
+        """Burst rate, p50 and p99 against the peer's, as times better: ``-`` when it was not measured."""
+        keys = ("queue vs peer", "p50 vs peer", "p99 vs peer")
+        if not all(key in self.ratios for key in keys):
+            return "-"
+        return "/".join(f"{self.ratios[key]:.2f}x" for key in keys)
 
     def _ratio(self, key: str) -> str:
         return f" ({self.ratios[key]:.2f}x floor)" if key in self.ratios else ""
@@ -99,7 +126,10 @@ class BenchResult:
 
 def _floors_cell(floors: Floors) -> str:
     eight = f"{floors.commit_8:,.0f}" if floors.commit_8 is not None else "-"
-    return f"commit x1 {floors.commit_1:,.0f}/s, commit x8 {eight}/s, claim+ack {floors.claim_ack:,.0f}/s"
+    return (
+        f"commit x1 {floors.commit_1:,.0f}/s (one commit p50 {floors.commit_p50_ms:.2f} ms,"
+        f" p99 {floors.commit_p99_ms:.2f} ms), commit x8 {eight}/s, claim+ack {floors.claim_ack:,.0f}/s"
+    )
 
 
 def table(results: Sequence[BenchResult]) -> list[str]:
@@ -112,22 +142,27 @@ def table(results: Sequence[BenchResult]) -> list[str]:
         "msgs/s",
         "p50 ms",
         "p99 ms",
-        "floors x1/x8/claim+ack",
+        "floors x1/x8/claim+ack, commit p50/p99 ms",
+        "vs peer msgs/p50/p99",
         "bridge rtt ms",
     ]
-    rows = [
-        [
-            r.world,
-            *(r.cell(f"events x{w}", r.events_per_second.get(w)) for w in writers),
-            r.cell("events procs", r.processes_events_per_second),
-            r.cell("queue", r.messages_per_second),
-            f"{r.latency_p50_ms:.2f}",
-            f"{r.latency_p99_ms:.2f}",
-            _floors_short(r.floors),
-            f"{r.round_trip_p50_ms:.3f}" if r.round_trip_p50_ms is not None else "- (in-process)",
-        ]
-        for r in results
-    ]
+    rows = []
+    for r in results:
+        rows.append(
+            [
+                r.world,
+                *(r.cell(f"events x{w}", r.events_per_second.get(w)) for w in writers),
+                r.cell("events procs", r.processes_events_per_second),
+                r.cell("queue", r.messages_per_second),
+                f"{r.latency_p50_ms:.2f}",
+                f"{r.latency_p99_ms:.2f}",
+                _floors_short(r.floors),
+                r.versus_peer(),
+                f"{r.round_trip_p50_ms:.3f}" if r.round_trip_p50_ms is not None else "- (in-process)",
+            ]
+        )
+        if r.peer is not None:
+            rows.append(_peer_row(r, len(writers)))
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
@@ -135,11 +170,34 @@ def table(results: Sequence[BenchResult]) -> list[str]:
     ]
 
 
+def _peer_row(result: BenchResult, writers: int) -> list[str]:
+    """The peer measured beside ``result``'s World: its queue figures, or why it has none."""
+    peer = result.peer
+    assert peer is not None
+    label = f"{result.world}: peer {peer.name}"
+    if peer.missing is not None or peer.messages_per_second is None:
+        return [f"{label}: {peer.missing}", *["-"] * (writers + 6), "- (in-process)"]
+    ratio = f" ({peer.messages_per_second / result.floors.claim_ack:.2f}x)" if result.floors else ""
+    return [
+        label,
+        *["-"] * (writers + 1),
+        f"{peer.messages_per_second:,.0f}{ratio}",
+        f"{peer.latency_p50_ms:.2f}",
+        f"{peer.latency_p99_ms:.2f}",
+        "(same server)",
+        "-",
+        "- (in-process)",
+    ]
+
+
 def _floors_short(floors: Floors | None) -> str:
     if floors is None:
         return "-"
     eight = f"{floors.commit_8:,.0f}" if floors.commit_8 is not None else "-"
-    return f"{floors.storage} {floors.commit_1:,.0f}/{eight}/{floors.claim_ack:,.0f}"
+    return (
+        f"{floors.storage} {floors.commit_1:,.0f}/{eight}/{floors.claim_ack:,.0f},"
+        f" {floors.commit_p50_ms:.2f}/{floors.commit_p99_ms:.2f}"
+    )
 
 
 @runtime_checkable
@@ -254,35 +312,6 @@ def _process_body(
         finished.put(("error", repr(error)))
 
 
-async def queue_rate_and_latency(world: World, count: int, samples: int) -> tuple[float, list[float]]:
-    handled: dict[str, float] = {}
-    arrived = asyncio.Event()
-
-    async def handler(message: Any, meta: MessageMeta) -> None:
-        handled[message["key"]] = time.perf_counter()
-        arrived.set()
-
-    world.register_handler("__wkf_step_", handler)
-    await world.start()
-    latencies = []
-    for i in range(samples):
-        key = f"lat{i}"
-        sent = time.perf_counter()
-        await world.queue(QUEUE, {"key": key})
-        while key not in handled:
-            arrived.clear()
-            await arrived.wait()
-        latencies.append((handled[key] - sent) * 1000)
-    started = time.perf_counter()
-    keys = [f"m{i}" for i in range(count)]
-    for batch in range(0, count, 50):
-        await asyncio.gather(*(world.queue(QUEUE, {"key": k}) for k in keys[batch : batch + 50]))
-    while not all(k in handled for k in keys):
-        arrived.clear()
-        await arrived.wait()
-    return count / (max(handled[k] for k in keys) - started), latencies
-
-
 def _run_created() -> EventRequest:
     return EventRequest(
         event_type="run_created",
@@ -318,9 +347,13 @@ def run(
     p99s: list[float] = []
     trips: list[float] = []
     floors: list[Floors] = []
+    peer_runs: list[tuple[float, list[float]]] = []
+    peer_missing: str | None = None
+    on_postgres = False
     with backend.sandbox(settings) as sandbox:
         for _ in range(repeats):
             with sandbox.instance() as config:
+                on_postgres = bench_floors.storage_of(config) == "postgres"
                 measured_floors = bench_floors.measure(config, min(events, FLOOR_COMMITS))
             if measured_floors is not None:
                 floors.append(measured_floors)
@@ -341,6 +374,10 @@ def run(
             queue_rates.append(rate)
             p50s.append(_percentile(latencies, 0.50))
             p99s.append(_percentile(latencies, 0.99))
+            peer_missing = bench_pgqueuer.missing() if on_postgres else None
+            if on_postgres and peer_missing is None:
+                with sandbox.instance() as config:
+                    peer_runs.append(asyncio.run(bench_pgqueuer.measure(config["url"], messages, latency_samples)))
             with sandbox.instance() as config:
                 measured = asyncio.run(_with_world(backend, config, partial(round_trips, samples=latency_samples)))
             if measured is not None:
@@ -349,17 +386,40 @@ def run(
     processes = statistics.median(process_rates) if process_rates else None
     floor = bench_floors.median_floors(floors)
     messages_per_second = statistics.median(queue_rates)
+    latency_p50_ms = statistics.median(p50s)
+    latency_p99_ms = statistics.median(p99s)
+    peer = _peer(peer_runs, peer_missing) if on_postgres else None
+    ratios = _ratios(events_per_second, processes, messages_per_second, floor)
+    if peer is not None and peer.messages_per_second is not None:
+        assert peer.latency_p50_ms is not None and peer.latency_p99_ms is not None
+        ratios["queue vs peer"] = messages_per_second / peer.messages_per_second
+        ratios["p50 vs peer"] = peer.latency_p50_ms / latency_p50_ms
+        ratios["p99 vs peer"] = peer.latency_p99_ms / latency_p99_ms
     return BenchResult(
         world=backend.id,
         repeats=repeats,
         events_per_second=events_per_second,
         messages_per_second=messages_per_second,
-        latency_p50_ms=statistics.median(p50s),
-        latency_p99_ms=statistics.median(p99s),
+        latency_p50_ms=latency_p50_ms,
+        latency_p99_ms=latency_p99_ms,
         round_trip_p50_ms=statistics.median(trips) if trips else None,
         processes_events_per_second=processes,
         floors=floor,
-        ratios=_ratios(events_per_second, processes, messages_per_second, floor),
+        peer=peer,
+        ratios=ratios,
+    )
+
+
+def _peer(runs: Sequence[tuple[float, list[float]]], missing: str | None) -> PeerQueue:
+    """The peer's medians over the repetitions, like the World's own figures."""
+    name = bench_pgqueuer.name()
+    if missing is not None or not runs:
+        return PeerQueue(name, missing=missing)
+    return PeerQueue(
+        name,
+        messages_per_second=statistics.median(rate for rate, _ in runs),
+        latency_p50_ms=statistics.median(_percentile(latencies, 0.50) for _, latencies in runs),
+        latency_p99_ms=statistics.median(_percentile(latencies, 0.99) for _, latencies in runs),
     )
 
 

@@ -38,12 +38,19 @@ PAYLOAD = b"\x00" * 64
 
 @dataclass(frozen=True)
 class Floors:
-    """Floors in operations per second; ``commit_8`` is ``None`` where the engine has one writer."""
+    """Floors in operations per second; ``commit_8`` is ``None`` where the engine has one writer.
+
+    ``commit_p50_ms`` and ``commit_p99_ms`` are the latency of one commit of the
+    one-writer floor: a durable enqueue is at least one commit, so they are the
+    floor of the paced enqueue→handler latency measured beside them.
+    """
 
     storage: str
     commit_1: float
     commit_8: float | None
     claim_ack: float
+    commit_p50_ms: float
+    commit_p99_ms: float
 
 
 def storage_of(config: Mapping[str, Any]) -> str | None:
@@ -63,7 +70,9 @@ def measure(config: Mapping[str, Any], count: int) -> Floors | None:
         directory = Path(config["path"]).parent
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="floor-", dir=directory) as tmp:
-            return Floors("sqlite", _sqlite_commits(Path(tmp), count), None, _sqlite_claim_ack(Path(tmp), count))
+            commit_1, latencies = _sqlite_commits(Path(tmp), count)
+            claim_ack = _sqlite_claim_ack(Path(tmp), count)
+            return Floors("sqlite", commit_1, None, claim_ack, *_p50_p99(latencies))
     if storage == "postgres":
         try:
             import psycopg  # noqa: F401
@@ -80,19 +89,28 @@ def _sqlite(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _sqlite_commits(directory: Path, count: int) -> float:
+def _p50_p99(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def _sqlite_commits(directory: Path, count: int) -> tuple[float, list[float]]:
+    """Commits per second, and each commit's milliseconds."""
     conn = _sqlite(directory / "commits.db")
     try:
         conn.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, n INTEGER NOT NULL)")
         conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, run TEXT NOT NULL, data BLOB)")
         conn.execute("INSERT INTO runs VALUES ('r', 0)")
+        latencies = []
         started = time.perf_counter()
         for _ in range(count):
+            begun = time.perf_counter()
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT INTO events (run, data) VALUES ('r', ?)", (PAYLOAD,))
             conn.execute("UPDATE runs SET n = n + 1 WHERE id = 'r'")
             conn.execute("COMMIT")
-        return count / (time.perf_counter() - started)
+            latencies.append((time.perf_counter() - begun) * 1000)
+        return count / (time.perf_counter() - started), latencies
     finally:
         conn.close()
 
@@ -135,15 +153,16 @@ async def _postgres_floors(url: str, count: int) -> Floors:
                     "CREATE TABLE {s}.q (id bigserial PRIMARY KEY, claimed_at timestamptz, body bytea)"
                 ).format(s=sql.Identifier(schema))
             )
-            commit_1 = await _postgres_commits(url, schema, count, 1)
-            commit_8 = await _postgres_commits(url, schema, count, 8)
+            commit_1, latencies = await _postgres_commits(url, schema, count, 1)
+            commit_8, _ = await _postgres_commits(url, schema, count, 8)
             claim_ack = await _postgres_claim_ack(url, schema, count)
         finally:
             await admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-    return Floors("postgres", commit_1, commit_8, claim_ack)
+    return Floors("postgres", commit_1, commit_8, claim_ack, *_p50_p99(latencies))
 
 
-async def _postgres_commits(url: str, schema: str, count: int, connections: int) -> float:
+async def _postgres_commits(url: str, schema: str, count: int, connections: int) -> tuple[float, list[float]]:
+    """Commits per second over ``connections``, and each commit's milliseconds."""
     import psycopg
 
     conns = [
@@ -158,13 +177,17 @@ async def _postgres_commits(url: str, schema: str, count: int, connections: int)
             " UPDATE runs SET n = n + 1 WHERE id = %(run)s"
         )
 
+        latencies: list[float] = []
+
         async def writer(i: int, conn: psycopg.AsyncConnection[Any]) -> None:
             for _ in range(count // connections):
+                begun = time.perf_counter()
                 await conn.execute(statement, {"run": f"r{i}", "data": PAYLOAD}, prepare=True)
+                latencies.append((time.perf_counter() - begun) * 1000)
 
         started = time.perf_counter()
         await asyncio.gather(*(writer(i, conn) for i, conn in enumerate(conns)))
-        return (count // connections) * connections / (time.perf_counter() - started)
+        return (count // connections) * connections / (time.perf_counter() - started), latencies
     finally:
         for conn in conns:
             await conn.close()
@@ -200,4 +223,6 @@ def median_floors(samples: list[Floors]) -> Floors | None:
         statistics.median(s.commit_1 for s in samples),
         statistics.median(eights) if eights else None,
         statistics.median(s.claim_ack for s in samples),
+        statistics.median(s.commit_p50_ms for s in samples),
+        statistics.median(s.commit_p99_ms for s in samples),
     )

@@ -22,6 +22,12 @@ own error; none is answered before the COMMIT is durable; a failed COMMIT (or an
 error after which SQLite itself rolled the transaction back) fails every write
 of the batch, none of which was committed. A lone writer waits for nobody: its
 batch is itself. Why this is safe and what it bought: docs/performance.md.
+
+A write that may be lost in an OS crash (``flush=False``: a queue ack, whose loss
+only means a redelivery) does not wait for an fsync when its whole batch is such
+writes: that batch commits with ``synchronous=NORMAL`` (in WAL mode: written to
+the OS, synced by the next ``FULL`` commit or checkpoint). A batch with any other
+write is fully synced, so no write that asks for durability ever waits less.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class _Write(Generic[T]):
     """One queued write: its work, and where its outcome goes once the batch is committed."""
 
     work: Callable[[sqlite3.Connection], T]
+    flush: bool = True
     outcome: Future[T] = field(default_factory=Future)
 
 
@@ -76,15 +83,17 @@ class Database:
     def closed(self) -> bool:
         return self._conn is None
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, work: Callable[[sqlite3.Connection], T], *, flush: bool = True) -> T:
         """Run ``work`` in a ``BEGIN IMMEDIATE`` transaction, committed (whole) before this returns.
 
         ``work`` may share the transaction with writes queued beside it (group
         commit, see the module docstring); if it raises, only its own effects are
-        rolled back.
+        rolled back. ``flush=False``: the commit need not be fsynced (an OS crash
+        may lose it, a killed process cannot); only for writes whose loss is
+        harmless.
         """
         conn = self._connection()
-        queued = _Write(work)
+        queued = _Write(work, flush)
         with self._queued_lock:
             self._queued.append(queued)
             first = len(self._queued) == 1
@@ -143,6 +152,18 @@ def _in_transaction(conn: sqlite3.Connection, begin: str, work: Callable[[sqlite
 
 
 def _commit_batch(conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
+    """``batch`` in one commit, fsynced unless no write of it asks for that (``flush=False``)."""
+    if any(queued.flush for queued in batch):
+        _run_batch(conn, batch)
+        return
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        _run_batch(conn, batch)
+    finally:
+        conn.execute("PRAGMA synchronous=FULL")
+
+
+def _run_batch(conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
     """Run ``batch`` in one transaction, each write in its own savepoint, then commit once."""
     if len(batch) == 1:
         (only,) = batch

@@ -21,7 +21,6 @@ from worlds_sdk import codec
 from worlds_sdk.consumer import Delivery
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.ids import new_id
-from worlds_sdk.models import Enqueued
 from worlds_sdk.queue_options import QueueOptions
 
 from .database import Database
@@ -48,42 +47,66 @@ class LocalQueue:
         self._db = db
         self._notifier = notifier
 
-    async def enqueue(self, queue_name: str, message: Any, options: QueueOptions) -> Enqueued:
+    async def enqueue(
+        self, queue_name: str, message: Any, options: QueueOptions, lease_seconds: float | None = None
+    ) -> tuple[str, Delivery | None]:
         """Store a message; while one with the same ``idempotency_key`` is unacknowledged, return its id (Q-3).
 
-        ``queue_name`` and ``options`` come checked from :func:`~worlds_sdk.queue_options.check_queue_options`.
+        With ``lease_seconds``, the message is stored already claimed by the caller
+        (a hand-off, :meth:`worlds_sdk.consumer.Consumer.enqueue`), as :meth:`claim`
+        would leave it, and its delivery is returned; no other consumer is woken,
+        since none could claim it. ``queue_name`` and ``options`` come checked from
+        :func:`~worlds_sdk.queue_options.check_queue_options`.
         """
         body = codec.dumps(message)
+        headers = codec.dumps(dict(options.headers))
         delay = _seconds(options.delay_seconds, "delay_seconds")
+        lease_us = None if lease_seconds is None else _seconds(lease_seconds, "lease_seconds")
         idempotency_key = options.idempotency_key
 
-        def insert(conn: sqlite3.Connection) -> str:
+        def insert(conn: sqlite3.Connection) -> tuple[str, Delivery | None]:
             if idempotency_key is not None:
                 sql = "SELECT message_id FROM messages WHERE idempotency_key = ?"
                 row = conn.execute(sql, (idempotency_key,)).fetchone()
                 if row is not None:
-                    return str(row[0])
+                    return str(row[0]), None
             message_id = new_id("msg")
             now = now_us()
+            claim_id = None if lease_us is None else uuid.uuid4().hex
             conn.execute(
                 "INSERT INTO messages (message_id, queue_name, body, headers, deployment_id, idempotency_key,"
-                " visible_us, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " attempt, claim_id, visible_us, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     queue_name,
                     body,
-                    codec.dumps(dict(options.headers)),
+                    headers,
                     options.deployment_id,
                     idempotency_key,
-                    now + delay,
+                    0 if claim_id is None else 1,
+                    claim_id,
+                    now + (delay if lease_us is None else lease_us),
                     now,
                 ),
             )
-            return message_id
+            if claim_id is None:
+                return message_id, None
+            delivery = Delivery(
+                message_id=message_id,
+                queue_name=queue_name,
+                message=codec.loads(body),
+                attempt=1,
+                failures=0,
+                claim_id=claim_id,
+                headers=codec.loads(headers),
+                deployment_id=options.deployment_id,
+            )
+            return message_id, delivery
 
-        message_id = await self._db.write(insert)
-        self._notifier.notify()
-        return Enqueued(message_id=message_id)
+        message_id, delivery = await self._db.write(insert)
+        if delivery is None:
+            self._notifier.notify()
+        return message_id, delivery
 
     async def claim(self, prefixes: Sequence[str], lease_seconds: float, limit: int) -> Sequence[Delivery]:
         if not prefixes:
@@ -128,7 +151,14 @@ class LocalQueue:
         return await self._update(delivery, "UPDATE messages SET visible_us = ?", until)
 
     async def ack(self, delivery: Delivery) -> bool:
-        return await self._update(delivery, "DELETE FROM messages")
+        """Delete the message; the commit need not be fsynced (``flush=False``).
+
+        An ack lost in an OS crash leaves the message leased, so it is redelivered
+        after its lease, as if its handler had died before acking (at-least-once,
+        Q-1); a killed process loses nothing. The paced path gains the most: message
+        *n*'s ack no longer holds message *n+1*'s enqueue behind an fsync.
+        """
+        return await self._update(delivery, "DELETE FROM messages", flush=False)
 
     async def reschedule(self, delivery: Delivery, delay_seconds: float) -> bool:
         visible = now_us() + _seconds(delay_seconds, "delay_seconds")
@@ -156,8 +186,8 @@ class LocalQueue:
 
         return await self._db.write(bury)
 
-    async def _update(self, delivery: Delivery, statement: str, *values: int) -> bool:
+    async def _update(self, delivery: Delivery, statement: str, *values: int, flush: bool = True) -> bool:
         """Apply ``statement`` to the message only while ``delivery`` is its current claim."""
         sql = f"{statement} WHERE message_id = ? AND claim_id = ?"
         params = (*values, delivery.message_id, delivery.claim_id)
-        return await self._db.write(lambda c: c.execute(sql, params).rowcount == 1)
+        return await self._db.write(lambda c: c.execute(sql, params).rowcount == 1, flush=flush)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from worlds_sdk import SPEC_VERSION
@@ -115,7 +116,10 @@ class LocalWorld(ForwardsInspection):
             headers=headers,
             world_deployment_id=self.config.deployment_id,
         )
-        return await self._queue.enqueue(queue_name, message, options)
+        message_id = await self._consumer.enqueue(
+            queue_name, options.delay_seconds, partial(self._queue.enqueue, queue_name, message, options)
+        )
+        return Enqueued(message_id=message_id)
 
     def register_handler(self, prefix: str, handler: QueueHandler) -> None:
         self._check_open()

@@ -10,6 +10,7 @@ re-enqueues the workflows of pending and running runs (Q-6).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from worlds_sdk import SPEC_VERSION
@@ -26,7 +27,7 @@ from .database import Database
 from .inspection import PostgresInspection
 from .listener import ALL, Listener, Signals
 from .queries import query
-from .queue import PostgresMessageStore, enqueue
+from .queue import PostgresMessageStore
 from .storage import PostgresEvents, PostgresHooks, PostgresRuns, PostgresSteps
 from .streams import PostgresStreams
 
@@ -45,8 +46,9 @@ class PostgresWorld(ForwardsInspection):
             self._db.connect,
             {f"{self.config.schema}.queue": self._queue_signals, f"{self.config.schema}.streams": stream_signals},
         )
+        self._store = PostgresMessageStore(self._db)
         self._consumer = Consumer(
-            PostgresMessageStore(self._db),
+            self._store,
             lease_seconds=self.config.lease_seconds,
             poll_interval=self.config.poll_interval,
             concurrency=self.config.concurrency,
@@ -136,7 +138,10 @@ class PostgresWorld(ForwardsInspection):
             headers=headers,
             world_deployment_id=self.config.deployment_id,
         )
-        return await enqueue(self._db, queue_name, message, options)
+        message_id = await self._consumer.enqueue(
+            queue_name, options.delay_seconds, partial(self._store.enqueue, queue_name, message, options)
+        )
+        return Enqueued(message_id=message_id)
 
     def register_handler(self, prefix: str, handler: QueueHandler) -> None:
         self._check_open()

@@ -108,3 +108,39 @@ def test_concurrent_creates_with_a_conflict_among_them_lose_only_the_conflict(co
             await world.close()
 
     asyncio.run(main())
+
+
+def test_a_batch_of_writes_that_need_no_flush_skips_the_fsync_and_any_other_write_restores_it(
+    tmp_path: Path,
+) -> None:
+    """``flush=False`` (queue acks): such a batch alone commits at ``synchronous=NORMAL``; mixed, it is FULL."""
+
+    def level(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    async def batch(db: Database, flushes: list[bool]) -> list[Any]:
+        entered, release = threading.Event(), threading.Event()
+
+        def blocked(conn: sqlite3.Connection) -> None:
+            entered.set()
+            release.wait(timeout=30)
+
+        first = asyncio.ensure_future(db.write(blocked))
+        assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+        queued = [asyncio.ensure_future(db.write(level, flush=flush)) for flush in flushes]
+        release.set()
+        await first
+        return await asyncio.gather(*queued)
+
+    async def main() -> None:
+        db = Database(tmp_path / "world", busy_timeout=5)
+        try:
+            assert await db.write(level, flush=False) == 1  # NORMAL: no fsync for a lone ack
+            assert await db.write(level) == 2  # FULL again for every ordinary write
+            assert await batch(db, [False, False]) == [1, 1]
+            assert await batch(db, [False, True, False]) == [2, 2, 2]  # one durable write: the batch is synced
+            assert await db.write(level) == 2
+        finally:
+            await db.close()
+
+    asyncio.run(main())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
+import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 
 from conformance.builders import new_run, terminal_request
 from reference_worlds.local import LocalWorld
-from reference_worlds.local.database import Database
+from reference_worlds.local.database import DB_FILE, Database
 from reference_worlds.local.queue import LocalQueue
 from reference_worlds.local.signals import Notifier
 from worlds_sdk.consumer import Delivery
@@ -338,7 +340,7 @@ def test_a_batch_claim_leases_up_to_its_limit_in_visibility_order(tmp_path: Path
         store = LocalQueue(db, Notifier())
         options = QueueOptions(deployment_id="local", idempotency_key=None, delay_seconds=0)
         try:
-            sent = [(await store.enqueue(Q, {"n": n}, options)).message_id for n in range(5)]
+            sent = [(await store.enqueue(Q, {"n": n}, options))[0] for n in range(5)]
             first = await store.claim([PREFIX], 30, 3)
             assert [d.message_id for d in first] == sent[:3]
             assert len({d.claim_id for d in first}) == 3, "each delivery has its own claim"
@@ -350,3 +352,81 @@ def test_a_batch_claim_leases_up_to_its_limit_in_visibility_order(tmp_path: Path
             await db.close()
 
     asyncio.run(main())
+
+
+def test_a_message_enqueued_where_it_is_handled_is_stored_claimed_and_never_oversubscribes(
+    config: dict[str, Any], eventually: Poll
+) -> None:
+    """Hand-off: with a free slot, the enqueue stores the message claimed (attempt 1) and runs its handler.
+
+    The row is read while the event loop is blocked, so no claim can have happened
+    after the enqueue returned. With ``concurrency`` 2, never more than 2 handlers
+    run, however many enqueues race for the slots.
+    """
+    seen: list[tuple[int, int]] = []
+    running = peak = 0
+
+    def rows() -> list[tuple[Any, ...]]:
+        with sqlite3.connect(Path(config["path"]) / DB_FILE) as conn:
+            sql = "SELECT message_id, attempt, claim_id IS NOT NULL FROM messages ORDER BY created_us"
+            return conn.execute(sql).fetchall()
+
+    async def body(world: LocalWorld) -> None:
+        nonlocal running, peak
+        release = asyncio.Event()
+
+        async def handler(message: Any, meta: MessageMeta) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            seen.append((message["n"], meta.attempt))
+            try:
+                await release.wait()
+            finally:
+                running -= 1
+
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        first = await world.queue(Q, {"n": 0})
+        assert rows() == [(first.message_id, 1, 1)]  # claimed in the enqueue's own commit
+        await eventually(lambda: asyncio.sleep(0, len(seen) == 1), what="its handler")
+        await asyncio.gather(*(world.queue(Q, {"n": n}) for n in range(1, 6)))
+        await eventually(lambda: asyncio.sleep(0, len(seen) == 2), what="the second slot filled")
+        assert [claimed for _, _, claimed in rows()].count(1) == 2
+        release.set()
+        await eventually(lambda: asyncio.sleep(0, len(seen) == 6), what="every message handled")
+        assert peak == 2 and sorted(seen) == [(n, 1) for n in range(6)]
+
+    with_world(config, body, concurrency=2)
+
+
+def test_a_hand_off_whose_insert_ends_after_stop_releases_the_message_instead_of_running_it(
+    config: dict[str, Any], eventually: Poll
+) -> None:
+    handler = Recorder()
+
+    def rows() -> list[tuple[Any, ...]]:
+        with sqlite3.connect(Path(config["path"]) / DB_FILE) as conn:
+            return conn.execute("SELECT attempt, claim_id IS NOT NULL FROM messages").fetchall()
+
+    async def body(world: LocalWorld) -> None:
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        entered, release = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:  # keeps the database thread busy
+            entered.set()
+            release.wait(timeout=30)
+
+        held = asyncio.ensure_future(world._db.write(hold))
+        assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+        sending = asyncio.ensure_future(world.queue(Q, {"n": 1}))  # a slot reserved, its insert queued
+        await asyncio.sleep(0)
+        stopping = asyncio.ensure_future(world._consumer.stop(1.0))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(held, sending, stopping)
+        await eventually(lambda: asyncio.to_thread(lambda: rows() == [(1, 0)]), what="the message released")
+        assert handler.seen == []
+
+    with_world(config, body)

@@ -51,6 +51,7 @@ class NeverDelivers(LocalWorld):
     def __init__(self, config: WorldConfig | None = None) -> None:
         super().__init__(config)
         self._consumer.store = _NeverHandsOut(self._consumer.store)  # type: ignore[assignment]
+        self._consumer.hand_off = False  # nor handed off at enqueue (a claim made by the insert)
 
 
 def _local(factory: Any, name: str) -> WorldBackend:

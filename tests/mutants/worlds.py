@@ -487,6 +487,7 @@ class AckBeforeHandling(LocalWorld):
     def __init__(self, config: WorldConfig | None = None) -> None:
         super().__init__(config)
         self._consumer.store = _AckOnClaim(self._consumer.store)
+        self._consumer.hand_off = False  # every delivery through the claim above, none handed off at enqueue
 
 
 def _local_mutant() -> WorldBackend:

@@ -70,6 +70,41 @@ SELECT * FROM hooks
 SELECT enqueue_v1(%(message_id)s, %(queue_name)s, %(body)s::json, %(headers)s::json, %(deployment_id)s,
                   %(idempotency_key)s, %(delay_seconds)s) AS message_id;
 
+-- A hand-off (worlds_sdk.consumer.Consumer.enqueue): the message inserted already claimed,
+-- exactly as claim_v1 would leave it; nothing if its idempotency key is taken (then: enqueue).
+-- name: enqueue_claimed
+INSERT INTO messages (message_id, queue_name, body, headers, deployment_id, idempotency_key, attempt, claim_id,
+                      visible_at, created_at)
+VALUES (%(message_id)s, %(queue_name)s, %(body)s::json, %(headers)s::json, %(deployment_id)s, %(idempotency_key)s,
+        1, mint_id_v1('msg', clock_timestamp(), NULL), clock_timestamp() + make_interval(secs => %(lease_seconds)s),
+        clock_timestamp())
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING *;
+
+-- Enqueues grouped while one was in flight (queue.py): one INSERT, each row as enqueue_v1 or
+-- enqueue_claimed would store it; a row whose idempotency key is taken is left out (then: one
+-- by one). One NOTIFY at commit if any row is for the consumers (identical ones are merged).
+-- name: enqueue_many
+WITH inserted AS (
+    INSERT INTO messages (message_id, queue_name, body, headers, deployment_id, idempotency_key, attempt, claim_id,
+                          visible_at, created_at)
+    SELECT m.message_id, m.queue_name, m.body::json, m.headers::json, m.deployment_id, m.idempotency_key,
+           (m.lease_seconds IS NOT NULL)::integer,
+           CASE WHEN m.lease_seconds IS NOT NULL THEN mint_id_v1('msg', clock_timestamp(), NULL) END,
+           clock_timestamp() + make_interval(secs => coalesce(m.lease_seconds, greatest(m.delay_seconds, 0))),
+           clock_timestamp()
+    FROM unnest(%(message_ids)s::text[], %(queue_names)s::text[], %(bodies)s::text[], %(headers)s::text[],
+                %(deployment_ids)s::text[], %(idempotency_keys)s::text[], %(delays)s::float8[], %(leases)s::float8[])
+         WITH ORDINALITY AS m(message_id, queue_name, body, headers, deployment_id, idempotency_key, delay_seconds,
+                              lease_seconds, ord)
+    ORDER BY m.ord
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+)
+SELECT inserted.*,
+       CASE WHEN inserted.claim_id IS NULL THEN pg_notify(current_schema() || '.queue', '') IS NULL END AS woken
+FROM inserted;
+
 -- name: claim
 SELECT * FROM claim_v1(%(prefixes)s, %(lease_seconds)s, %(limit)s);
 
@@ -78,9 +113,14 @@ UPDATE messages SET visible_at = clock_timestamp() + make_interval(secs => %(sec
 WHERE message_id = %(message_id)s AND claim_id = %(claim_id)s
 RETURNING message_id;
 
+-- An ack commits without waiting for its WAL flush (synchronous_commit off for this statement's
+-- own transaction only): lost in a server crash, it leaves the message leased, redelivered
+-- after its lease, as if its handler had died before acking (at-least-once, Q-1). The next
+-- synchronous commit on the server (an enqueue, a claim, an event) flushes it anyway.
 -- name: ack
+WITH no_flush_wait AS (SELECT set_config('synchronous_commit', 'off', true))
 DELETE FROM messages AS m
-USING unnest(%(message_ids)s::text[], %(claim_ids)s::text[]) AS a(message_id, claim_id)
+USING unnest(%(message_ids)s::text[], %(claim_ids)s::text[]) AS a(message_id, claim_id), no_flush_wait
 WHERE m.message_id = a.message_id AND m.claim_id = a.claim_id
 RETURNING m.message_id, m.claim_id;
 
