@@ -212,8 +212,10 @@ class Consumer:
         self._loop_task: asyncio.Task[None] | None = None
         self._running: dict[asyncio.Task[None], Delivery] = {}
         self._reserved = 0
-        """Handler slots taken by hand-offs whose insert is in flight (:meth:`enqueue`)."""
+        """Handler slots taken by hand-offs whose insert is in flight (:meth:`enqueue`) and by a claim in flight."""
         self._freed = asyncio.Event()
+        self._unrun: list[Delivery] = []
+        """Hand-offs stored claimed after :meth:`stop` began, for it to release."""
         self._stop: asyncio.Event | None = None
 
     def register(self, prefix: str, handler: QueueHandler) -> None:
@@ -248,13 +250,17 @@ class Consumer:
             return
         self._stop.set()
         await self._loop_task
+        while self._reserved:  # hand-offs whose insert is in flight: each ends in self._unrun
+            self._freed.clear()
+            await self._freed.wait()
         if self._running:
             await asyncio.wait(list(self._running), timeout=grace_seconds)
         leftovers = dict(self._running)
         for task in leftovers:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
-        for delivery in leftovers.values():
+        unrun, self._unrun = self._unrun, []
+        for delivery in [*leftovers.values(), *unrun]:
             with contextlib.suppress(Exception):
                 await self.store.reschedule(delivery, 0.0)
         self._loop_task = None
@@ -296,11 +302,8 @@ class Consumer:
     def _hand_off(self, delivery: Delivery) -> None:
         if self._stop is not None and not self._stop.is_set():
             self._run(delivery)
-            return
-        # Stopped while the insert was in flight: release the message for redelivery at once
-        # (should that fail, its lease runs out and it is redelivered then).
-        release = asyncio.get_running_loop().create_task(self.store.reschedule(delivery, 0.0))
-        release.add_done_callback(lambda done: done.cancelled() or done.exception())
+        else:  # stopped while the insert was in flight: stop() releases it for redelivery at once
+            self._unrun.append(delivery)
 
     def _run(self, delivery: Delivery) -> None:
         task = asyncio.get_running_loop().create_task(self._process(delivery), name=delivery.message_id)
@@ -320,11 +323,14 @@ class Consumer:
                 continue
             deliveries: Sequence[Delivery] = ()
             if self._handlers:
+                free = self.concurrency - self._busy()
+                self._reserved += free  # hand-offs must not take the slots this claim may fill
                 try:
-                    free = self.concurrency - self._busy()
                     deliveries = await self.store.claim(self.prefixes, self.lease_seconds, free)
                 except Exception:
                     logger.exception("claiming messages failed; retrying after the poll interval")
+                finally:
+                    self._reserved -= free
             if not deliveries:
                 hint = [asyncio.ensure_future(self._wakeup(self.poll_interval))] if self._wakeup else []
                 try:

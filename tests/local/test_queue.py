@@ -387,6 +387,8 @@ def test_a_message_enqueued_where_it_is_handled_is_stored_claimed_and_never_over
 
         world.register_handler(PREFIX, handler)
         await world.start()
+        # start()'s first claim holds the free slots while it is in flight; the next is 5 s away
+        await eventually(lambda: asyncio.sleep(0, world._consumer._reserved == 0), what="the first claim done")
         first = await world.queue(Q, {"n": 0})
         assert rows() == [(first.message_id, 1, 1)]  # claimed in the enqueue's own commit
         await eventually(lambda: asyncio.sleep(0, len(seen) == 1), what="its handler")
@@ -396,6 +398,51 @@ def test_a_message_enqueued_where_it_is_handled_is_stored_claimed_and_never_over
         release.set()
         await eventually(lambda: asyncio.sleep(0, len(seen) == 6), what="every message handled")
         assert peak == 2 and sorted(seen) == [(n, 1) for n in range(6)]
+
+    with_world(config, body, concurrency=2, poll_interval=5.0)
+
+
+def test_enqueues_during_a_claim_in_flight_never_take_the_slots_that_claim_fills(
+    config: dict[str, Any], eventually: Poll
+) -> None:
+    """The claim loop asks for every free slot; hand-offs arriving while that claim is in flight
+    must not take the same slots, or both fill them (here: 4 handlers at ``concurrency`` 2)."""
+    running = peak = 0
+
+    async def body(world: LocalWorld) -> None:
+        nonlocal running, peak
+        release = asyncio.Event()
+
+        async def handler(message: Any, meta: MessageMeta) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            try:
+                await release.wait()
+            finally:
+                running -= 1
+
+        world.register_handler(PREFIX, handler)
+        await world.start()
+        for n in range(2):  # due once the database thread is held: the held claim returns them
+            await world.queue(Q, {"n": n}, delay_seconds=0.3)
+        entered, go = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:  # the claim loop's next claim queues behind this
+            entered.set()
+            go.wait(timeout=30)
+
+        held = asyncio.ensure_future(world._db.write(hold))
+        assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+        await asyncio.sleep(0.5)  # the delayed messages are due; polls every 20 ms have queued a claim
+        sending = asyncio.ensure_future(asyncio.gather(*(world.queue(Q, {"n": n}) for n in (2, 3))))
+        await asyncio.sleep(0)
+        go.set()
+        await asyncio.gather(held, sending)
+        await eventually(lambda: asyncio.sleep(0, running == 2), what="both slots filled")
+        await asyncio.sleep(0.2)  # a handler started past the limit would show by now
+        assert peak == 2
+        release.set()
 
     with_world(config, body, concurrency=2)
 
