@@ -263,9 +263,9 @@ async def _round(url: str, schema: str, runs: int, in_flight: int) -> dict[str, 
         return {
             "plpgsql": await _rate(in_flight, runs, lambda: bench.one_run(sql_world)),
             "python": await _rate(in_flight, runs, lambda: bench.one_run(py_world)),  # type: ignore[arg-type]
-            "floor": await bench_floors._postgres_commits(
-                url, f"{schema}_floor", runs * bench.EVENTS_PER_RUN, in_flight
-            ),
+            "floor": (
+                await bench_floors._postgres_commits(url, f"{schema}_floor", runs * bench.EVENTS_PER_RUN, in_flight)
+            )[0],
         }
     finally:
         await sql_world.close()

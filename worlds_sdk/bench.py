@@ -42,7 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from . import bench_floors, bench_pgqueuer
 from .backend import WorldBackend, WorldConfig
-from .bench_floors import Floors
+from .bench_floors import Floors, percentile
 from .bench_pgqueuer import PeerQueue
 from .bench_queue import queue_rate_and_latency
 from .capabilities import Capability
@@ -319,11 +319,6 @@ def _run_created() -> EventRequest:
     )
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run(
     backend: WorldBackend,
     settings: WorldConfig,
@@ -372,8 +367,8 @@ def run(
                     )
                 )
             queue_rates.append(rate)
-            p50s.append(_percentile(latencies, 0.50))
-            p99s.append(_percentile(latencies, 0.99))
+            p50s.append(percentile(latencies, 0.50))
+            p99s.append(percentile(latencies, 0.99))
             peer_missing = bench_pgqueuer.missing() if on_postgres else None
             if on_postgres and peer_missing is None:
                 with sandbox.instance() as config:
@@ -381,7 +376,7 @@ def run(
             with sandbox.instance() as config:
                 measured = asyncio.run(_with_world(backend, config, partial(round_trips, samples=latency_samples)))
             if measured is not None:
-                trips.append(_percentile(measured, 0.50))
+                trips.append(percentile(measured, 0.50))
     events_per_second = {w: statistics.median(r) for w, r in rates.items()}
     processes = statistics.median(process_rates) if process_rates else None
     floor = bench_floors.median_floors(floors)
@@ -418,8 +413,8 @@ def _peer(runs: Sequence[tuple[float, list[float]]], missing: str | None) -> Pee
     return PeerQueue(
         name,
         messages_per_second=statistics.median(rate for rate, _ in runs),
-        latency_p50_ms=statistics.median(_percentile(latencies, 0.50) for _, latencies in runs),
-        latency_p99_ms=statistics.median(_percentile(latencies, 0.99) for _, latencies in runs),
+        latency_p50_ms=statistics.median(percentile(latencies, 0.50) for _, latencies in runs),
+        latency_p99_ms=statistics.median(percentile(latencies, 0.99) for _, latencies in runs),
     )
 
 

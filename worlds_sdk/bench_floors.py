@@ -28,7 +28,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,9 +89,14 @@ def _sqlite(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank), for every latency figure of the bench."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def _p50_p99(latencies: list[float]) -> tuple[float, float]:
-    ordered = sorted(latencies)
-    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return percentile(latencies, 0.50), percentile(latencies, 0.99)
 
 
 def _sqlite_commits(directory: Path, count: int) -> tuple[float, list[float]]:

@@ -120,7 +120,7 @@ async def _measure_in(url: str, schema: str, count: int, samples: int) -> tuple[
         finally:
             workload.cancel()
             manager.shutdown.set()
-            await running
+            await asyncio.gather(running, workload, return_exceptions=True)
     finally:
         await producers.close()
         await consumer_conn.close()

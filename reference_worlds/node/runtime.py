@@ -146,5 +146,7 @@ def spec_version(directory: Path, package: str) -> int:
         raise BridgeError(
             f"cannot read the spec version of {package} from its @workflow/world: {tail or done.stdout!r}"
         )
-    known.write_text(str(version), encoding="utf-8")
+    written = known.with_name(f"{known.name}.{os.getpid()}")  # whole or absent for a child reading it
+    written.write_text(str(version), encoding="utf-8")
+    os.replace(written, known)
     return version

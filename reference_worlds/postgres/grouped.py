@@ -47,6 +47,8 @@ class Grouped(Generic[T, R]):
                 try:
                     outcomes = await self._run([item for item, _ in group])
                 except BaseException as exc:
+                    if not isinstance(exc, Exception):  # cancelled: no later flush would answer those queued since
+                        group, self._queued = group + self._queued, []
                     for _, answer in group:
                         if not answer.done():  # a cancelled waiter wants no answer
                             answer.set_exception(exc)
