@@ -212,7 +212,7 @@ class Consumer:
         self._loop_task: asyncio.Task[None] | None = None
         self._running: dict[asyncio.Task[None], Delivery] = {}
         self._reserved = 0
-        """Handler slots taken by hand-offs whose insert is in flight (:meth:`enqueue`) and by a claim in flight."""
+        """Handler slots taken by hand-offs whose insert is in flight (:meth:`enqueue`)."""
         self._freed = asyncio.Event()
         self._unrun: list[Delivery] = []
         """Hand-offs stored claimed after :meth:`stop` began, for it to release."""
@@ -323,14 +323,11 @@ class Consumer:
                 continue
             deliveries: Sequence[Delivery] = ()
             if self._handlers:
-                free = self.concurrency - self._busy()
-                self._reserved += free  # hand-offs must not take the slots this claim may fill
                 try:
+                    free = self.concurrency - self._busy()
                     deliveries = await self.store.claim(self.prefixes, self.lease_seconds, free)
                 except Exception:
                     logger.exception("claiming messages failed; retrying after the poll interval")
-                finally:
-                    self._reserved -= free
             if not deliveries:
                 hint = [asyncio.ensure_future(self._wakeup(self.poll_interval))] if self._wakeup else []
                 try:
@@ -340,7 +337,11 @@ class Consumer:
                         future.cancel()
                 continue
             for delivery in deliveries:
-                self._run(delivery)
+                if self._busy() < self.concurrency:
+                    self._run(delivery)
+                else:  # hand-offs took slots while the claim was in flight: back for the next claim
+                    with contextlib.suppress(Exception):  # else its lease runs out, as after a crash
+                        await self.store.reschedule(delivery, 0.0)
 
     async def _wait_for(self, futures: Sequence[asyncio.Future[Any]], timeout: float | None) -> None:
         """Wait until one of ``futures`` is done, :meth:`stop` is called, or ``timeout`` passes."""
