@@ -243,18 +243,23 @@ class Consumer:
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop claiming, let running handlers finish for up to ``grace_seconds``, cancel the rest.
 
-        A cancelled handler's message is released for immediate redelivery (to
-        another consumer, or to this World once it is started again).
+        A cancelled handler's message, and a hand-off whose insert ended after
+        the stop began, are released for immediate redelivery (to another
+        consumer, or to this World once it is started again). A hand-off still
+        inserting when the grace is over is left to its lease, as after a crash.
         """
         if self._loop_task is None or self._stop is None:
             return
         self._stop.set()
         await self._loop_task
-        while self._reserved:  # hand-offs whose insert is in flight: each ends in self._unrun
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        while self._reserved and loop.time() < deadline:  # hand-offs whose insert is in flight end in _unrun
             self._freed.clear()
-            await self._freed.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), deadline - loop.time())
         if self._running:
-            await asyncio.wait(list(self._running), timeout=grace_seconds)
+            await asyncio.wait(list(self._running), timeout=max(0.0, deadline - loop.time()))
         leftovers = dict(self._running)
         for task in leftovers:
             task.cancel()
