@@ -46,6 +46,7 @@ from .bench_floors import Floors, percentile
 from .bench_pgqueuer import PeerQueue
 from .bench_queue import queue_rate_and_latency
 from .capabilities import Capability
+from .columns import aligned
 from .models import EventRequest
 from .protocols import World
 
@@ -163,11 +164,7 @@ def table(results: Sequence[BenchResult]) -> list[str]:
         )
         if r.peer is not None:
             rows.append(_peer_row(r, len(writers)))
-    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in [header, *rows]
-    ]
+    return aligned([header, *rows])
 
 
 def _peer_row(result: BenchResult, writers: int) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import SPEC_VERSION, __version__
+from .columns import aligned
 from .discovery import (
     Discovered,
     DiscoveryError,
@@ -261,9 +262,8 @@ def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
         )
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip(), file=out)
+    for line in aligned(lines):
+        print(line, file=out)
     if not rows:
         print("(no Worlds: no manifest here and no World plugins installed)", file=out)
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from .backend import WorldBackend, WorldConfig
+from .columns import aligned
 from .errors import ValidationError
 from .inspection import DeadLetter
 from .models import Page, Pagination
@@ -68,5 +69,4 @@ def render_dead_letters(letters: Sequence[DeadLetter]) -> str:
         (d.message_id, d.queue_name, str(d.attempt), str(d.failures), d.dead_at.isoformat(timespec="seconds"), d.error)
         for d in letters
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)), r[5]]) for r in rows)
+    return "\n".join(aligned(rows))
