@@ -144,3 +144,37 @@ def test_a_batch_of_writes_that_need_no_flush_skips_the_fsync_and_any_other_writ
             await db.close()
 
     asyncio.run(main())
+
+
+def test_a_write_cancelled_while_queued_leaves_its_batch_mates_answered(tmp_path: Path) -> None:
+    """A caller that gives up (a timeout cancels its task) must not strand the writes batched with it.
+
+    The cancelled write may still commit (it was queued), but the others of its batch get
+    their answers: before, answering the cancelled one raised on the database thread and
+    the rest of the batch waited forever.
+    """
+
+    async def main() -> None:
+        db = Database(tmp_path / "world", busy_timeout=5.0)
+        try:
+            entered, release = threading.Event(), threading.Event()
+
+            def blocked(conn: sqlite3.Connection) -> None:
+                entered.set()
+                release.wait(timeout=30)
+
+            first = asyncio.ensure_future(db.write(blocked))
+            assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+            given_up = asyncio.ensure_future(db.write(put("k1", "v1")))
+            kept = asyncio.ensure_future(db.write(put("k2", "v2")))
+            await asyncio.sleep(0)  # both are queued behind the blocked write
+            given_up.cancel()
+            release.set()
+            await first
+            await asyncio.wait_for(kept, timeout=10)
+            assert given_up.cancelled()
+            assert await db.read(lambda conn: get(conn, "k2")) == "v2"
+        finally:
+            await db.close()
+
+    asyncio.run(main())
