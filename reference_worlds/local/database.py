@@ -21,7 +21,10 @@ arrival order); one that fails is rolled back to its savepoint alone and gets it
 own error; none is answered before the COMMIT is durable; a failed COMMIT (or an
 error after which SQLite itself rolled the transaction back) fails every write
 of the batch, none of which was committed. A lone writer waits for nobody: its
-batch is itself. Why this is safe and what it bought: docs/performance.md.
+batch is itself. The batch's answers reach the event loop in one wake-up; a
+caller that gave up meanwhile (its task cancelled) is skipped, not answered --
+its write may still have committed, as any write whose caller stopped waiting.
+Why this is safe and what it bought: docs/performance.md.
 
 A write that may be lost in an OS crash (``flush=False``: a queue ack, whose loss
 only means a redelivery) does not wait for an fsync when its whole batch is such
