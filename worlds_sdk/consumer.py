@@ -296,7 +296,7 @@ class Consumer:
     def _reserve(self, queue_name: str) -> bool:
         if not self.hand_off or self._stop is None or self._stop.is_set() or self._busy() >= self.concurrency:
             return False
-        if not any(queue_name.startswith(prefix) for prefix in self._handlers):
+        if self._handler_for(queue_name) is None:
             return False
         self._reserved += 1
         return True
@@ -361,9 +361,10 @@ class Consumer:
         self._running.pop(task, None)
         self._freed.set()
 
-    def _route(self, queue_name: str) -> QueueHandler:
-        prefix = max((p for p in self._handlers if queue_name.startswith(p)), key=len)
-        return self._handlers[prefix]
+    def _handler_for(self, queue_name: str) -> QueueHandler | None:
+        """The handler of the longest registered prefix of ``queue_name``; ``None`` if none is."""
+        matches = [prefix for prefix in self._handlers if queue_name.startswith(prefix)]
+        return self._handlers[max(matches, key=len)] if matches else None
 
     async def _process(self, delivery: Delivery) -> None:
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(delivery))
@@ -374,7 +375,9 @@ class Consumer:
             deadline = asyncio.timeout(self.handler_timeout)
             try:
                 async with deadline:
-                    outcome = await self._route(delivery.queue_name)(delivery.message, delivery.meta())
+                    handler = self._handler_for(delivery.queue_name)
+                    assert handler is not None, "claimed and handed off only for a registered prefix"
+                    outcome = await handler(delivery.message, delivery.meta())
             except Exception:
                 expired = f"the handler did not finish within {self.handler_timeout:g} s"
                 await self._settle_failure(delivery, expired if deadline.expired() else traceback.format_exc())
