@@ -77,7 +77,7 @@ def unescape_value(value: Any) -> Any:
     if isinstance(value, str):
         return unescape_text(value)
     if isinstance(value, tuple):
-        return tuple(v if type(v) in _HOLDS_NO_TEXT else unescape_value(v) for v in value)
+        return tuple([v if type(v) in _HOLDS_NO_TEXT else unescape_value(v) for v in value])
     if isinstance(value, dict):
         return {unescape_text(k): v if type(v) in _HOLDS_NO_TEXT else unescape_value(v) for k, v in value.items()}
     if isinstance(value, list):
