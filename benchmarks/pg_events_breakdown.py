@@ -42,7 +42,7 @@ from reference_worlds.postgres.database import application_name
 from reference_worlds.postgres.migrations import migrate, migrations
 from reference_worlds.postgres.nul_escape import escape_json
 from reference_worlds.postgres.plugin import drop_schema
-from reference_worlds.postgres.queries import query
+from reference_worlds.postgres.storage import create_event_query
 from worlds_sdk import SPEC_VERSION, bench
 from worlds_sdk.codec import dumps
 from worlds_sdk.ids import new_id
@@ -102,14 +102,14 @@ async def _measure(pids: list[int], runs: int, lifecycle: Callable[[], Awaitable
 async def _sql(url: str, schema: str, runs: int) -> dict[str, float]:
     app = f"breakdown:{schema}"
     options = f"-c search_path={schema} -c TimeZone=UTC"
-    statement = query("create_event").encode()
+    statements = {kind: create_event_query(kind).encode() for kind in ("run", "step")}
     async with await psycopg.AsyncConnection.connect(
         url, autocommit=True, options=options, application_name=app
     ) as conn:
 
         async def lifecycle() -> None:
             for params in _lifecycle(new_id("wrun")):
-                await conn.execute(statement, params, prepare=True)
+                await conn.execute(statements[params["event_type"].partition("_")[0]], params, prepare=True)
 
         for _ in range(3):
             await lifecycle()  # prepared, caches warm

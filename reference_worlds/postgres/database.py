@@ -15,10 +15,10 @@ import asyncio
 import select
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import AsyncRowFactory, DictRow, dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from worlds_sdk.errors import WorkflowWorldError, WorldUnavailableError
@@ -30,6 +30,7 @@ from .nul_escape import escape_params, unescape_value
 
 Row = dict[str, Any]
 Connection = psycopg.AsyncConnection[DictRow]
+T = TypeVar("T")
 
 
 def application_name(schema: str) -> str:
@@ -122,7 +123,17 @@ class Database:
         rows = await self.fetchall(query, params)
         return rows[0] if rows else None
 
+    async def fetch_values(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> tuple[Any, ...] | None:
+        """The first row as a tuple, in the query's column order: for the hot path, where a dict per row costs."""
+        rows = await self._run(query, params, tuple_row)
+        return rows[0] if rows else None
+
     async def fetchall(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+        return await self._run(query, params, dict_row)
+
+    async def _run(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any], row_factory: AsyncRowFactory[T]
+    ) -> list[T]:
         """Run one statement (NUL-escaping parameters and results, see :mod:`.nul_escape`).
 
         A statement whose connection the server ended (``AdminShutdown``) may have
@@ -136,23 +147,29 @@ class Database:
         is unknown, and retrying is the caller's choice (at-least-once).
         """
         try:
-            return await self._execute(query, params)
+            return await self._execute(query, params, row_factory)
         except WorldUnavailableError as exc:
             if not isinstance(exc.__cause__, psycopg.errors.AdminShutdown):
                 raise
             unknown = exc
         try:
-            return await self._execute(query, params, read_only=True)
+            return await self._execute(query, params, row_factory, read_only=True)
         except WorkflowWorldError:
             raise unknown from unknown.__cause__  # a write (or a second failure): its outcome is unknown
 
     async def _execute(
-        self, query: str, params: Sequence[Any] | Mapping[str, Any], *, read_only: bool = False
-    ) -> list[Row]:
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        row_factory: AsyncRowFactory[T],
+        *,
+        read_only: bool = False,
+    ) -> list[T]:
         async with self.connection() as conn, conn.transaction() if read_only else nullcontext():
             if read_only:
                 await conn.execute(b"SET TRANSACTION READ ONLY")
-            cur = await conn.execute(query.encode(), escape_params(params))
+            cur = conn.cursor(row_factory=row_factory)
+            await cur.execute(query.encode(), escape_params(params))
             return [unescape_value(row) for row in await cur.fetchall()]
 
     async def close(self) -> None:

@@ -73,9 +73,11 @@ _HOLDS_NO_TEXT = frozenset({type(None), bool, int, float, bytes, datetime})
 
 
 def unescape_value(value: Any) -> Any:
-    """A result value with every string unescaped: text columns, rows, decoded JSON (keys too)."""
+    """A result value with every string unescaped: text columns, rows (dicts or tuples), decoded JSON (keys too)."""
     if isinstance(value, str):
         return unescape_text(value)
+    if isinstance(value, tuple):
+        return tuple([v if type(v) in _HOLDS_NO_TEXT else unescape_value(v) for v in value])
     if isinstance(value, dict):
         return {unescape_text(k): v if type(v) in _HOLDS_NO_TEXT else unescape_value(v) for k, v in value.items()}
     if isinstance(value, list):

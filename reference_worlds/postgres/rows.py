@@ -1,4 +1,4 @@
-"""Database rows (dicts: plain selects, and the prefixed flat columns of query ``create_event``) to SDK models.
+"""Database rows to SDK models: dicts from plain selects, and the value tuples of query ``create_event``.
 
 JSON columns hold the codec's wire form (:mod:`worlds_sdk.codec`); payloads are
 ``bytea``; times are ``timestamptz`` read in UTC.
@@ -6,7 +6,7 @@ JSON columns hold the codec's wire form (:mod:`worlds_sdk.codec`); payloads are
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from worlds_sdk.codec import from_wire
@@ -98,22 +98,41 @@ def event_from_row(r: Row) -> Event:
     )
 
 
-def result_from_row(r: Row) -> EventResult:
-    """The outcome of ``create_event_v1`` (query ``create_event``): the last appended event and the entity.
+EVENT_COLUMNS = ("run_id", "event_id", "event_type", "correlation_id", "event_data", "spec_version", "created_at")
+ENTITY_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "run": (
+        "run_id", "status", "deployment_id", "workflow_name", "spec_version", "execution_context", "input",
+        "output", "error", "started_at", "completed_at", "created_at", "updated_at",
+    ),
+    "step": (
+        "run_id", "step_id", "step_name", "status", "input", "output", "error", "attempt", "spec_version",
+        "started_at", "completed_at", "retry_after", "created_at", "updated_at",
+    ),
+    "hook": ("hook_id", "run_id", "token", "metadata", "is_webhook", "spec_version", "created_at"),
+    "wait": ("run_id", "wait_id", "status", "resume_at", "completed_at", "created_at", "updated_at"),
+}  # fmt: skip
+"""The columns query ``create_event`` returns, in order: the event's, then those of the one entity kind asked for.
 
-    The query flattens each row type into columns prefixed with its name (``run_status``,
-    ``step_attempt``, …); a row type the call did not set has a NULL key column.
+The first column of each is NOT NULL in its table, so NULL there means "no such row"."""
+
+_BUILDERS: Mapping[str, Callable[[Row], Any]] = {
+    "run": run_from_row,
+    "step": step_from_row,
+    "hook": hook_from_row,
+    "wait": wait_from_row,
+}
+
+
+def result_from_values(entity: str, values: Sequence[Any]) -> EventResult:
+    """The outcome of ``create_event_v1`` (query ``create_event`` for ``entity``): the last event and the entity.
+
+    ``entity`` is the kind of entity the event type can affect (``run`` for ``run_*``, …):
+    ``create_event_v1`` sets no other, so only its columns are fetched -- fetching and
+    decoding all four kinds' ~40 mostly-NULL columns cost more client time than the rest.
     """
-    return EventResult(
-        event=event_from_row(_part(r, "event_")) if r["event_event_id"] is not None else None,
-        run=run_from_row(_part(r, "run_")) if r["run_run_id"] is not None else None,
-        step=step_from_row(_part(r, "step_")) if r["step_step_id"] is not None else None,
-        hook=hook_from_row(_part(r, "hook_")) if r["hook_hook_id"] is not None else None,
-        wait=wait_from_row(_part(r, "wait_")) if r["wait_wait_id"] is not None else None,
-    )
-
-
-def _part(r: Row, prefix: str) -> Row:
-    """The columns of one row type, without their prefix."""
-    start = len(prefix)
-    return {column[start:]: value for column, value in r.items() if column.startswith(prefix)}
+    split = len(EVENT_COLUMNS)
+    event = event_from_row(dict(zip(EVENT_COLUMNS, values[:split], strict=True))) if values[0] is not None else None
+    found = None
+    if values[split] is not None:
+        found = _BUILDERS[entity](dict(zip(ENTITY_COLUMNS[entity], values[split:], strict=True)))
+    return EventResult(event=event, **{entity: found})

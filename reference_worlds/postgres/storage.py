@@ -11,6 +11,7 @@ newest first, hooks oldest first.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 
 from worlds_sdk import SPEC_VERSION, rules
 from worlds_sdk import events as ev
@@ -40,9 +41,24 @@ from .database import Database
 from .nul_escape import escape_json
 from .pages import page_of
 from .queries import query
-from .rows import event_from_row, hook_from_row, result_from_row, run_from_row, step_from_row
+from .rows import (
+    ENTITY_COLUMNS,
+    EVENT_COLUMNS,
+    event_from_row,
+    hook_from_row,
+    result_from_values,
+    run_from_row,
+    step_from_row,
+)
 
 DEFAULT_PAGE = Pagination()
+
+
+@cache
+def create_event_query(entity: str) -> str:
+    """Query ``create_event`` returning the event and the ``entity`` kind (``run``, ``step``, ``hook``, ``wait``)."""
+    columns = [f"(e).{c}" for c in EVENT_COLUMNS] + [f"(x).{c}" for c in ENTITY_COLUMNS[entity]]
+    return query("create_event").replace("{columns}", ", ".join(columns)).replace("{entity}", entity)
 
 
 class PostgresRuns:
@@ -124,8 +140,9 @@ class PostgresEvents:
         check_resolve_data(resolve_data)
         validate_request(request)
         run_id = rules.resolve_run_id(run_id, request, datetime.now(UTC))
-        row = await self._db.fetchone(
-            query("create_event"),
+        entity = request.event_type.partition("_")[0]  # the only kind create_event_v1 may set for this type
+        values = await self._db.fetch_values(
+            create_event_query(entity),
             {
                 "run_id": run_id,
                 "event_type": request.event_type,
@@ -135,9 +152,8 @@ class PostgresEvents:
                 "world_spec_version": SPEC_VERSION,
             },
         )
-        assert row is not None
-        result = result_from_row(row)
-        return ev.strip_result(result, resolve_data)
+        assert values is not None
+        return ev.strip_result(result_from_values(entity, values), resolve_data)
 
     async def get(self, run_id: str, event_id: str, *, resolve_data: ResolveData = "all") -> Event:
         check_resolve_data(resolve_data)

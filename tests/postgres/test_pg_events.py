@@ -33,7 +33,7 @@ from conformance.oracle import Oracle, comparable
 from conformance.strategies import execution_contexts, names, payloads, user_data
 from reference_worlds.postgres import PostgresWorld
 from reference_worlds.postgres.nul_escape import escape_json
-from reference_worlds.postgres.queries import query
+from reference_worlds.postgres.storage import create_event_query
 from worlds_sdk import SPEC_VERSION
 from worlds_sdk.codec import dumps
 from worlds_sdk.errors import HookNotFoundError, WorkflowWorldError
@@ -203,7 +203,7 @@ def test_create_event_v1_agrees_with_rules_decide(pg_config: dict[str, Any], dat
 def _call(conn: psycopg.Connection[Any], run_id: str, request: EventRequest) -> None:
     """create_event_v1 on ``conn``, inside its open transaction, with the World's own parameters."""
     conn.execute(
-        query("create_event").encode(),
+        create_event_query(request.event_type.partition("_")[0]).encode(),
         {
             "run_id": run_id,
             "event_type": request.event_type,

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conformance.builders import new_run, step_request
+from conformance.builders import new_run, run_created_request, step_request
 from reference_worlds.postgres import PostgresWorld
 from reference_worlds.postgres.migrations import (
     Migration,
@@ -26,9 +26,14 @@ from reference_worlds.postgres.migrations import (
     schema_sql,
     verify,
 )
+from reference_worlds.postgres.nul_escape import escape_json
 from reference_worlds.postgres.plugin import TEST_SETTINGS, PostgresSandbox, drop_schema
+from reference_worlds.postgres.storage import create_event_query
+from worlds_sdk import SPEC_VERSION
+from worlds_sdk.codec import dumps
 from worlds_sdk.errors import IncompatibleFormatError
-from worlds_sdk.models import EventRequest
+from worlds_sdk.ids import new_id
+from worlds_sdk.models import EventRequest, Pagination
 
 pytestmark = pytest.mark.postgres
 
@@ -235,3 +240,46 @@ def test_with_auto_migrate_off_a_role_without_ddl_rights_runs_a_migrated_schema_
         asyncio.run(use_world({**config, "url": app_role(empty), "schema": empty}))
     with psycopg.connect(pg_sandbox.url) as conn:
         assert current_version(conn, empty) == 0, "nothing was created"
+
+
+def test_a_run_written_before_0005_goes_on_after_it_and_its_log_pages_in_order(pg_config: dict[str, Any]) -> None:
+    """0005 rebuilt the key of ``events`` as (run_id, seq) and rewrote create_event_v1: a run begun before goes on."""
+    url, schema = pg_config["url"], pg_config["schema"]
+    migrate(url, schema, migrations()[:4])
+    run_id = new_id("wrun")
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as conn:
+        for request in (
+            run_created_request(),
+            EventRequest(event_type="run_started"),
+            step_request("step_created", "s"),
+        ):
+            data = None if request.event_data is None else escape_json(dumps(request.event_data))
+            conn.execute(
+                create_event_query(request.event_type.partition("_")[0]).encode(),
+                {"run_id": run_id, "event_type": request.event_type, "correlation_id": request.correlation_id,
+                 "data": data, "spec_version": None, "world_spec_version": SPEC_VERSION},
+            )  # fmt: skip
+
+    async def go_on() -> None:
+        world = PostgresWorld(pg_config)  # migrates the schema on first use
+        try:
+            for request in (step_request("step_started", "s"), step_request("step_completed", "s")):
+                await world.events.create(run_id, request)
+            done = await world.events.create(
+                run_id, EventRequest(event_type="run_completed", event_data={"output": b""})
+            )
+            assert done.run is not None and done.run.status == "completed"
+            first = await world.events.list(run_id, pagination=Pagination(limit=4))
+            rest = await world.events.list(run_id, pagination=Pagination(limit=4, cursor=first.cursor))
+            events = [*first.data, *rest.data]
+            assert [e.event_type for e in events] == [
+                "run_created", "run_started", "step_created", "step_started", "step_completed", "run_completed"
+            ]  # fmt: skip
+            assert [e.event_id for e in events] == sorted(e.event_id for e in events)
+            assert (await world.steps.get(run_id, "s")).status == "completed"
+        finally:
+            await world.close()
+
+    asyncio.run(go_on())
+    with psycopg.connect(url) as conn:
+        assert current_version(conn, schema) == latest_version()

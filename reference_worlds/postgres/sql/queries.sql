@@ -4,34 +4,19 @@
 
 -- Storage --------------------------------------------------------------------
 
--- create_event_v1's results (the appended events, the affected entity: row types) as plain
--- columns, one prefix per row type: the driver loads plain columns in C and composites in
--- Python, which cost more client time than the rest of events.create (docs/performance.md).
--- Only the last appended event is the result's (rows.result_from_row).
+-- create_event_v1's results: the last appended event and the one entity kind the event type can
+-- affect ({entity}: run, step, hook or wait), as plain columns ({columns}: rows.EVENT_COLUMNS of e,
+-- then rows.ENTITY_COLUMNS[entity] of x; filled in by storage.create_event_query). The driver
+-- loads plain columns in C and composites in Python, and the other kinds are always NULL: both
+-- cost client time (docs/performance.md). OFFSET 0 keeps the subquery whole: flattened, the
+-- server took the last event out of the array once per column.
 -- name: create_event
-SELECT (e).run_id AS event_run_id, (e).event_id AS event_event_id, (e).event_type AS event_event_type,
-       (e).correlation_id AS event_correlation_id, (e).event_data AS event_event_data,
-       (e).spec_version AS event_spec_version, (e).created_at AS event_created_at,
-       (r).run_id AS run_run_id, (r).status AS run_status, (r).deployment_id AS run_deployment_id,
-       (r).workflow_name AS run_workflow_name, (r).spec_version AS run_spec_version,
-       (r).execution_context AS run_execution_context, (r).input AS run_input, (r).output AS run_output,
-       (r).error AS run_error, (r).started_at AS run_started_at, (r).completed_at AS run_completed_at,
-       (r).created_at AS run_created_at, (r).updated_at AS run_updated_at,
-       (s).run_id AS step_run_id, (s).step_id AS step_step_id, (s).step_name AS step_step_name,
-       (s).status AS step_status, (s).input AS step_input, (s).output AS step_output, (s).error AS step_error,
-       (s).attempt AS step_attempt, (s).spec_version AS step_spec_version, (s).started_at AS step_started_at,
-       (s).completed_at AS step_completed_at, (s).retry_after AS step_retry_after,
-       (s).created_at AS step_created_at, (s).updated_at AS step_updated_at,
-       (h).hook_id AS hook_hook_id, (h).run_id AS hook_run_id, (h).token AS hook_token,
-       (h).metadata AS hook_metadata, (h).is_webhook AS hook_is_webhook, (h).spec_version AS hook_spec_version,
-       (h).created_at AS hook_created_at,
-       (w).run_id AS wait_run_id, (w).wait_id AS wait_wait_id, (w).status AS wait_status,
-       (w).resume_at AS wait_resume_at, (w).completed_at AS wait_completed_at, (w).created_at AS wait_created_at,
-       (w).updated_at AS wait_updated_at
+SELECT {columns}
 FROM (
-    SELECT o_events[cardinality(o_events)] AS e, o_run AS r, o_step AS s, o_hook AS h, o_wait AS w
+    SELECT o_events[cardinality(o_events)] AS e, o_{entity} AS x
     FROM create_event_v1(%(run_id)s, %(event_type)s, %(correlation_id)s, %(data)s::json,
                          %(spec_version)s, %(world_spec_version)s)
+    OFFSET 0
 ) AS f;
 
 -- name: get_run
