@@ -127,7 +127,17 @@ def from_wire(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """Compact JSON text of ``value`` in the wire form."""
-    return json.dumps(to_wire(value), separators=(",", ":"), ensure_ascii=False)
+    return wire_text(to_wire(value))
+
+
+def wire_text(wire: Any) -> str:
+    """Compact JSON text of a value already in the wire form (what :func:`to_wire` returned).
+
+    For a caller that holds the wire form anyway -- the one
+    :func:`~worlds_sdk.validation.validate_request` returns -- so the value is not
+    converted twice.
+    """
+    return json.dumps(wire, separators=(",", ":"), ensure_ascii=False)
 
 
 def loads(text: str | bytes) -> Any:

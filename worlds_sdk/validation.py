@@ -53,8 +53,14 @@ def reference(name: str) -> jsonschema.protocols.Validator:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def validate_request(request: EventRequest) -> None:
-    """Raise :class:`ValidationError` unless ``request`` matches the event-request schema."""
+def validate_request(request: EventRequest) -> dict[str, Any]:
+    """Raise :class:`ValidationError` unless ``request`` matches the event-request schema.
+
+    Returns the request's wire form that was validated (``event_data`` through
+    :func:`~worlds_sdk.codec.to_wire`), for a World that stores it as JSON:
+    :func:`~worlds_sdk.codec.wire_text` of its ``event_data`` is ``codec.dumps`` of the
+    request's, without converting the data a second time.
+    """
     if not isinstance(request, EventRequest):
         raise ValidationError(f"expected an EventRequest, got {type(request).__name__}", field="request")
     wire: dict[str, Any] = {"event_type": request.event_type}
@@ -65,10 +71,11 @@ def validate_request(request: EventRequest) -> None:
     if request.spec_version is not None:
         wire["spec_version"] = request.spec_version
     if compiled("event-request").is_valid(wire):
-        return
+        return wire
     error = jsonschema.exceptions.best_match(reference("event-request").iter_errors(wire))
     if error is not None:
         raise ValidationError(error.message, field=_field(error))
+    return wire
 
 
 def _field(error: jsonschema.exceptions.ValidationError) -> str:

@@ -15,7 +15,7 @@ from functools import cache
 
 from worlds_sdk import SPEC_VERSION, rules
 from worlds_sdk import events as ev
-from worlds_sdk.codec import dumps
+from worlds_sdk.codec import wire_text
 from worlds_sdk.errors import (
     EventNotFoundError,
     HookNotFoundError,
@@ -138,7 +138,7 @@ class PostgresEvents:
     ) -> EventResult:
         """Validate in Python, then apply and append in one call to ``create_event_v1`` (EV-1)."""
         check_resolve_data(resolve_data)
-        validate_request(request)
+        wire = validate_request(request)
         run_id = rules.resolve_run_id(run_id, request, datetime.now(UTC))
         entity = request.event_type.partition("_")[0]  # the only kind create_event_v1 may set for this type
         values = await self._db.fetch_values(
@@ -147,7 +147,7 @@ class PostgresEvents:
                 "run_id": run_id,
                 "event_type": request.event_type,
                 "correlation_id": request.correlation_id,
-                "data": None if request.event_data is None else escape_json(dumps(request.event_data)),
+                "data": None if request.event_data is None else escape_json(wire_text(wire["event_data"])),
                 "spec_version": request.spec_version,
                 "world_spec_version": SPEC_VERSION,
             },

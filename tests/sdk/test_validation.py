@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worlds_sdk import events as ev
-from worlds_sdk.codec import to_wire
+from worlds_sdk.codec import dumps, to_wire, wire_text
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import EventRequest, Hook, Run, Step, Wait
 from worlds_sdk.rules import Snapshot, decide
@@ -126,6 +126,15 @@ def test_minimal_well_formed_request_is_accepted(event_type: str) -> None:
 )
 def test_well_formed_variants_are_accepted(request_: EventRequest) -> None:
     validate_request(request_)
+
+
+@pytest.mark.parametrize("event_type", sorted(MINIMAL_DATA))
+def test_the_returned_wire_form_stores_as_dumps_stores_the_request(event_type: str) -> None:
+    """A World stores ``wire_text(validate_request(r)["event_data"])`` in place of ``dumps(r.event_data)``."""
+    request_ = req(event_type, (MINIMAL_DATA[event_type] or {}) | {"$k": [b"\xff", NOW]})
+    wire = validate_request(request_)
+    assert wire_text(wire["event_data"]) == dumps(request_.event_data)
+    assert wire["event_type"] == event_type
 
 
 @pytest.mark.parametrize("event_type", CLIENT_EVENT_TYPES)
