@@ -1,9 +1,10 @@
 """Run async test bodies against fresh, isolated Worlds.
 
-Every call to :meth:`WorldHarness.run` provisions a new, empty instance through
-the backend's sandbox, opens it, runs the body in a new event loop and closes the
-World and destroys the instance afterwards -- also when the body fails -- so
-tests and hypothesis examples never see each other's data.
+Every call to :meth:`WorldHarness.run` takes a new, empty instance of the
+backend's sandbox (provisioned while the previous test ran:
+:mod:`conformance.instances`), opens it, runs the body in a new event loop and
+closes the World and destroys the instance afterwards -- also when the body
+fails -- so tests and hypothesis examples never see each other's data.
 
 Provisioning and opening are setup, not the World's verdict: when they fail
 (a service is down, a sandbox setting is wrong, a runtime is missing) the
@@ -24,6 +25,7 @@ from worlds_sdk.models import Page, Pagination, Run
 from worlds_sdk.protocols import World
 
 from .deadlines import Deadlines
+from .instances import InstanceSupply
 from .processes import ChildProcess, spawn
 from .selection import SelectedWorld
 
@@ -111,6 +113,8 @@ class WorldHarness:
     def __init__(self, selected: SelectedWorld, sandbox: Sandbox) -> None:
         self.selected = selected
         self.sandbox = sandbox
+        self.instances = InstanceSupply(sandbox)
+        """Fresh instances, the next one provisioned while a test runs (close it with :meth:`close`)."""
         self.deadlines = Deadlines()
         """Every call on the World has a deadline; a method that hung once fails fast afterwards."""
 
@@ -121,8 +125,12 @@ class WorldHarness:
     def run(self, body: Callable[[WorldContext], Awaitable[T]], *, timeout: float = BODY_TIMEOUT) -> T:
         with ExitStack() as instance:
             with setup_step("provisioning a sandbox instance"):
-                config = instance.enter_context(self.sandbox.instance())
+                config = instance.enter_context(self.instances.instance())
             return asyncio.run(self._main(config, body, timeout))
+
+    def close(self) -> None:
+        """Destroy the instance provisioned ahead; before the sandbox ends."""
+        self.instances.close()
 
     async def _main(self, config: WorldConfig, body: Callable[[WorldContext], Awaitable[T]], timeout: float) -> T:
         async with AsyncExitStack() as stack:
