@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import json
 import os
 import sys
 import time
 from typing import Any
 
+from worlds_sdk.backend import WorldBackend
 from worlds_sdk.discovery import resolve_world
 from worlds_sdk.models import EventRequest, MessageMeta
 from worlds_sdk.protocols import World
@@ -101,12 +103,26 @@ COMMANDS = {
 }
 
 
+def _import_world(reference: str) -> WorldBackend:
+    """The World's code, imported before the child is needed: a spare waits with it loaded.
+
+    A plugin may import its driver only where it is used (an optional extra); the
+    modules its extra declares are the bulk of that, so they are imported too.
+    """
+    backend = resolve_world(reference)
+    for module in backend.extra.modules if backend.extra is not None else ():
+        importlib.import_module(module)
+    return backend
+
+
 async def main() -> None:
-    spec = json.loads(os.environ[CHILD_ENV])
-    backend = resolve_world(spec["reference"])
-    world = Deadlines().wrap(backend.factory(spec["config"]))  # a hung call ends as an error result
-    emit({"kind": "ready", "pid": os.getpid()})
+    backend = _import_world(json.loads(os.environ[CHILD_ENV])["reference"])
     loop = asyncio.get_running_loop()
+    opening = await loop.run_in_executor(None, sys.stdin.readline)
+    if not opening:  # a spare nobody took
+        return
+    world = Deadlines().wrap(backend.factory(json.loads(opening)["config"]))  # a hung call ends as an error result
+    emit({"kind": "ready", "pid": os.getpid()})
     tasks: set[asyncio.Task[None]] = set()
 
     async def run(cmd: dict[str, Any]) -> None:
