@@ -1,4 +1,4 @@
-"""The child-process side of :mod:`conformance.processes` (``python -m conformance.child``)."""
+"""The child-process side of :mod:`conformance.processes`: what a child forked by :mod:`conformance.forkserver` runs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from worlds_sdk.protocols import World
 
 from .deadlines import Deadlines, WorldHung
 from .history import DeliveryLog
-from .processes import CHILD_ENV
 from .wire import outcome_to_wire, request_from_wire
 
 
@@ -103,8 +102,8 @@ COMMANDS = {
 }
 
 
-def _import_world(reference: str) -> WorldBackend:
-    """The World's code, imported before the child is needed: a spare waits with it loaded.
+def import_world(reference: str) -> WorldBackend:
+    """The World's code, imported once in the fork server: its children inherit it.
 
     A plugin may import its driver only where it is used (an optional extra); the
     modules its extra declares are the bulk of that, so they are imported too.
@@ -115,11 +114,11 @@ def _import_world(reference: str) -> WorldBackend:
     return backend
 
 
-async def main() -> None:
-    backend = _import_world(json.loads(os.environ[CHILD_ENV])["reference"])
+async def serve(backend: WorldBackend) -> None:
+    """Open the World of the config that comes first on stdin, say ``ready``, then run commands until ``exit``."""
     loop = asyncio.get_running_loop()
     opening = await loop.run_in_executor(None, sys.stdin.readline)
-    if not opening:  # a spare nobody took
+    if not opening:
         return
     world = Deadlines().wrap(backend.factory(json.loads(opening)["config"]))  # a hung call ends as an error result
     emit({"kind": "ready", "pid": os.getpid()})
@@ -147,7 +146,3 @@ async def main() -> None:
         for task in tasks:
             task.cancel()
         await world.close()
-
-
-if __name__ == "__main__":
-    asyncio.run(main())

@@ -26,7 +26,7 @@ from worlds_sdk.protocols import World
 
 from .deadlines import Deadlines
 from .instances import InstanceSupply
-from .processes import ChildProcess, Spares, spawn
+from .processes import ChildProcess, Forkserver, spawn
 from .selection import SelectedWorld
 
 T = TypeVar("T")
@@ -60,13 +60,13 @@ class WorldContext:
         config: WorldConfig,
         stack: AsyncExitStack,
         deadlines: Deadlines,
-        spares: Spares,
+        forkserver: Forkserver,
     ) -> None:
         self.selected = selected
         self.config = config
         self._stack = stack
         self._deadlines = deadlines
-        self._spares = spares
+        self._forkserver = forkserver
         self._open_worlds: list[World] = []
         stack.push_async_callback(self._close_all)
         self.world = self._open()
@@ -104,7 +104,7 @@ class WorldContext:
 
     async def spawn(self, name: str = "child") -> ChildProcess:
         """A child process on this World; it is stopped (or killed) when the body ends."""
-        return await spawn(self._spares, self.config, name, cleanup=self._stack)
+        return await spawn(self._forkserver, self.config, name, cleanup=self._stack)
 
     async def spawn_many(self, n: int) -> list[ChildProcess]:
         return list(await asyncio.gather(*(self.spawn(f"child-{i}") for i in range(n))))
@@ -121,8 +121,8 @@ class WorldHarness:
         self.sandbox = sandbox
         self.instances = InstanceSupply(sandbox)
         """Fresh instances, the next one provisioned while a test runs (close it with :meth:`close`)."""
-        self.spares = Spares(selected.reference)
-        """Child processes started ahead for the tests that spawn them."""
+        self.forkserver = Forkserver(selected.reference)
+        """Forks the tests' child processes (started at the first)."""
         self.deadlines = Deadlines()
         """Every call on the World has a deadline; a method that hung once fails fast afterwards."""
 
@@ -131,21 +131,20 @@ class WorldHarness:
         return self.selected.capabilities
 
     def run(self, body: Callable[[WorldContext], Awaitable[T]], *, timeout: float = BODY_TIMEOUT) -> T:
-        self.spares.refill()
         with ExitStack() as instance:
             with setup_step("provisioning a sandbox instance"):
                 config = instance.enter_context(self.instances.instance())
             return asyncio.run(self._main(config, body, timeout))
 
     def close(self) -> None:
-        """End the spare children and destroy the instance provisioned ahead; before the sandbox ends."""
-        self.spares.close()
+        """End the fork server and destroy the instance provisioned ahead; before the sandbox ends."""
+        self.forkserver.close()
         self.instances.close()
 
     async def _main(self, config: WorldConfig, body: Callable[[WorldContext], Awaitable[T]], timeout: float) -> T:
         async with AsyncExitStack() as stack:
             with setup_step("opening the World"):
-                ctx = WorldContext(self.selected, config, stack, self.deadlines, self.spares)
+                ctx = WorldContext(self.selected, config, stack, self.deadlines, self.forkserver)
                 first = await _first_page(ctx.world)
                 if first is not None and first.data:  # tests would see each other's runs and messages
                     raise RuntimeError(

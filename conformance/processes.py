@@ -1,16 +1,10 @@
 """Child processes that open the same World: for races, crashes and live readers.
 
-A child is ``python -m conformance.child``: it imports the World's code, reads
-the instance's config (its first command), opens the World, says ``ready``,
-then executes JSON-line commands from stdin and answers on stdout. The parent
-sends one command to many children at once to race them, or kills one with
-SIGKILL mid-command.
-
-Starting Python and importing a World's code costs 0.3-0.5 s of CPU per child,
-and a race test takes a dozen. So :class:`Spares` keeps children started ahead
-of need (imported, no World opened, no config yet), made while earlier tests
-run; a test still gets processes of its own that open its instance for the
-first time, and kills them as before.
+A child is forked by the suite's fork server (:mod:`conformance.forkserver`,
+which has imported the World's code once): it reads the instance's config (its
+first command), opens the World, says ``ready``, then executes JSON-line commands
+from stdin and answers on stdout. The parent sends one command to many children
+at once to race them, or kills one with SIGKILL mid-command.
 """
 
 from __future__ import annotations
@@ -18,136 +12,143 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import IO, Any
 
 from worlds_sdk.backend import WorldConfig
 
-CHILD_ENV = "WORLDS_CONFORMANCE_CHILD"
+from .forkserver import CHILD_ENV
+
 READY_TIMEOUT = 60.0
+POLL_INTERVAL = 0.01
+"""How often a wait for a child's exit asks the fork server (it is the child's parent, not us)."""
 
 
-@dataclass(frozen=True)
-class _Started:
-    """A child process started outside any event loop, with the file its stderr goes to."""
+class Forkserver:
+    """The parent's handle on the fork server of one World, started at the first fork.
 
-    popen: subprocess.Popen[bytes]
-    stderr: IO[bytes]
-
-
-class Spares:
-    """Children started ahead, for one World: each test that spawns takes from them.
-
-    The pool grows to the most children one test has taken, and is topped up when
-    the next test starts (:meth:`refill`), so a run whose tests spawn nothing, or
-    one test alone, starts no spare.
+    Requests are blocking round trips on a Unix socket (the server answers at once,
+    except the first, which waits for its imports); they run in a thread, one at a time.
     """
 
     def __init__(self, reference: str) -> None:
         self._reference = reference
-        self._idle: list[_Started] = []
-        self._wanted = 0
-        self._taken = 0
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._server: subprocess.Popen[bytes] | None = None
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
 
-    def _start(self) -> _Started:
+    def _start(self) -> socket.socket:
+        ours, theirs = socket.socketpair()
         env = dict(os.environ)
-        env[CHILD_ENV] = json.dumps({"reference": self._reference})
+        env[CHILD_ENV] = json.dumps({"reference": self._reference, "socket": theirs.fileno()})
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the ChildProcess, closed by stop()
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "conformance.child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-        )
-        return _Started(popen, stderr)
+        with theirs:
+            self._server = subprocess.Popen(
+                [sys.executable, "-m", "conformance.forkserver"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                env=env,
+                pass_fds=[theirs.fileno()],
+            )
+        self._socket = ours
+        return ours
 
-    def take(self) -> _Started:
-        """A spare still alive, else a process started now."""
-        self._taken += 1
-        while self._idle:
-            spare = self._idle.pop()
-            if spare.popen.poll() is None:
-                return spare
-            spare.stderr.close()
-        return self._start()
+    def request(self, request: Mapping[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
+        with self._lock:
+            server = self._socket or self._start()
+            socket.send_fds(server, [(json.dumps(request) + "\n").encode()], list(fds))
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = server.recv(4096)
+                if not chunk:
+                    self._stderr.seek(0)
+                    raise RuntimeError(f"the fork server exited; its stderr: {self._stderr.read()[-2000:]!r}")
+                answer += chunk
+        reply: dict[str, Any] = json.loads(answer)
+        return reply
 
-    def refill(self) -> None:
-        """Top the pool up to the most children one test has taken so far."""
-        self._wanted, self._taken = max(self._wanted, self._taken), 0
-        while len(self._idle) < self._wanted:
-            self._idle.append(self._start())
+    async def call(self, request: Mapping[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
+        return await asyncio.to_thread(self.request, request, fds)
 
     def close(self) -> None:
-        """End the spares nobody took (closing stdin would let them finish importing first)."""
-        for spare in self._idle:
-            spare.popen.kill()
-        for spare in self._idle:
-            spare.popen.wait()
-            spare.stderr.close()
-        self._idle.clear()
+        """Closing the socket ends the server, which kills any child still running."""
+        if self._socket is not None:
+            self._socket.close()
+        if self._server is not None:
+            self._server.wait()
+        self._stderr.close()
 
 
-class AttachedProcess:
-    """A child started outside the event loop, driven from it through asyncio streams on its pipes.
-
-    asyncio ties a process it starts to one loop, and every test body has a loop of
-    its own; a spare is started before the loop that uses it exists.
-    """
+class ForkedProcess:
+    """A child of the fork server, driven from the current event loop through asyncio streams on its pipes."""
 
     def __init__(
         self,
-        popen: subprocess.Popen[bytes],
+        pid: int,
+        forkserver: Forkserver,
         stdin: asyncio.StreamWriter,
         stdout: asyncio.StreamReader,
         transports: Sequence[asyncio.BaseTransport],
     ) -> None:
-        self.popen = popen
+        self.pid = pid
+        self._forkserver = forkserver
         self.stdin = stdin
         self.stdout = stdout
         self._transports = transports
+        self.returncode: int | None = None
+        """The exit code, once a wait has seen the process end."""
 
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.poll()
-
-    def send_signal(self, sig: int) -> None:
-        self.popen.send_signal(sig)
+    def kill(self) -> None:
+        """SIGKILL (the fork server sends it: until it reaps the child, the pid is the child's)."""
+        if self.returncode is None:
+            self._forkserver.request({"op": "kill", "pid": self.pid})
 
     async def wait(self) -> int:
-        """The exit status, once the process has ended (it is not asyncio's child, so this polls)."""
-        while (code := self.popen.poll()) is None:
-            await asyncio.sleep(0.01)
-        return code
+        while self.returncode is None:
+            self.returncode = (await self._forkserver.call({"op": "poll", "pid": self.pid}))["exit_code"]
+            if self.returncode is None:
+                await asyncio.sleep(POLL_INTERVAL)
+        return self.returncode
 
     def close(self) -> None:
         for transport in self._transports:
             transport.close()
 
 
-async def _attach(popen: subprocess.Popen[bytes]) -> AttachedProcess:
+async def fork(forkserver: Forkserver, stderr: IO[bytes]) -> ForkedProcess:
+    """A new child of the fork server, its stdin and stdout attached to the running loop."""
     loop = asyncio.get_running_loop()
-    stdout = asyncio.StreamReader(limit=64 * 1024 * 1024)
-    reading, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout), popen.stdout)
-    writing, protocol = await loop.connect_write_pipe(
-        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
+    child_stdin, stdin = os.pipe()
+    stdout, child_stdout = os.pipe()
+    try:
+        pid = (await forkserver.call({"op": "fork"}, [child_stdin, child_stdout, stderr.fileno()]))["pid"]
+    finally:
+        os.close(child_stdin)
+        os.close(child_stdout)
+    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
+    reading, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(stdout, "rb", buffering=0)
     )
-    stdin = asyncio.StreamWriter(writing, protocol, None, loop)
-    return AttachedProcess(popen, stdin, stdout, (writing, reading))
+    writing, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), os.fdopen(stdin, "wb", buffering=0)
+    )
+    writer = asyncio.StreamWriter(writing, protocol, None, loop)
+    return ForkedProcess(pid, forkserver, writer, reader, (writing, reading))
 
 
 class ChildProcess:
     """The parent's handle on one child."""
 
-    def __init__(self, proc: AttachedProcess, name: str, stderr: IO[bytes]) -> None:
+    def __init__(self, proc: ForkedProcess, name: str, stderr: IO[bytes]) -> None:
         self.proc = proc
         self.name = name
         self._stderr = stderr
@@ -184,8 +185,7 @@ class ChildProcess:
 
     def kill(self) -> None:
         """SIGKILL: the child gets no chance to clean up, as in a real crash."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
+        self.proc.kill()
 
     async def stop(self) -> None:
         try:
@@ -202,15 +202,20 @@ class ChildProcess:
 
 
 async def spawn(
-    spares: Spares, config: WorldConfig, name: str = "child", *, cleanup: AsyncExitStack | None = None
+    forkserver: Forkserver, config: WorldConfig, name: str = "child", *, cleanup: AsyncExitStack | None = None
 ) -> ChildProcess:
-    """A child (a spare if there is one) opens the instance of ``config``; returns once it has opened it.
+    """Fork a child that opens the instance of ``config``; returns once it has opened it.
 
     With ``cleanup``, the child is registered to be stopped before it is waited for,
     so a child that fails to get ready is never left running.
     """
-    started = spares.take()
-    child = ChildProcess(await _attach(started.popen), name, started.stderr)
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the ChildProcess, closed by stop()
+    try:
+        proc = await fork(forkserver, stderr)
+    except BaseException:
+        stderr.close()
+        raise
+    child = ChildProcess(proc, name, stderr)
     if cleanup is not None:
         cleanup.push_async_callback(child.stop)
     await child.send({"op": "open", "config": dict(config)})
