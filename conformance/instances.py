@@ -42,13 +42,11 @@ class InstanceSupply:
         return stack, config
 
     def _check_destroyed(self, *, wait: bool) -> None:
-        pending = []
-        for destroyed in self._destroying:
-            if wait or destroyed.done():
-                destroyed.result()
-            else:
-                pending.append(destroyed)
-        self._destroying = pending
+        """Raise the first failed destruction among those finished (all of them, with ``wait``), once."""
+        finished = [d for d in self._destroying if wait or d.done()]
+        self._destroying = [d for d in self._destroying if d not in finished]
+        for destroyed in finished:
+            destroyed.result()
 
     @contextmanager
     def instance(self) -> Iterator[WorldConfig]:
