@@ -27,6 +27,8 @@ from worlds_sdk.backend import WorldConfig
 from .forkserver import CHILD_ENV
 
 READY_TIMEOUT = 60.0
+CLOSE_TIMEOUT = 30.0
+"""Seconds the fork server may take to end its children and exit once closed."""
 POLL_INTERVAL = 0.01
 """How often a wait for a child's exit asks the fork server (it is the child's parent, not us)."""
 
@@ -84,7 +86,11 @@ class Forkserver:
         if self._socket is not None:
             self._socket.close()
         if self._server is not None:
-            self._server.wait()
+            try:
+                self._server.wait(CLOSE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
         self._stderr.close()
 
 
@@ -131,6 +137,10 @@ async def fork(forkserver: Forkserver, stderr: IO[bytes]) -> ForkedProcess:
     stdout, child_stdout = os.pipe()
     try:
         pid = (await forkserver.call({"op": "fork"}, [child_stdin, child_stdout, stderr.fileno()]))["pid"]
+    except BaseException:
+        os.close(stdin)
+        os.close(stdout)
+        raise
     finally:
         os.close(child_stdin)
         os.close(child_stdout)
