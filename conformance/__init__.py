@@ -2,9 +2,9 @@
 
 Run it with ``pytest --world=<id|package|module:attr>`` or ``worlds test <world>``.
 
-The names below are imported on first use: the suite's child processes
-(``python -m conformance.child``, a dozen at once in the race tests) import this
-package too, and need neither pytest nor the harness.
+The names below are imported on first use: the fork server of the suite's child
+processes (``python -m conformance.forkserver``) imports this package too, and
+needs neither pytest nor the harness.
 """
 
 from __future__ import annotations

@@ -1,22 +1,23 @@
-"""The child-process side of :mod:`conformance.processes` (``python -m conformance.child``)."""
+"""The child-process side of :mod:`conformance.processes`: what a child forked by :mod:`conformance.forkserver` runs."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import json
 import os
 import sys
 import time
 from typing import Any
 
+from worlds_sdk.backend import WorldBackend
 from worlds_sdk.discovery import resolve_world
 from worlds_sdk.models import EventRequest, MessageMeta
 from worlds_sdk.protocols import World
 
 from .deadlines import Deadlines, WorldHung
 from .history import DeliveryLog
-from .processes import CHILD_ENV
 from .wire import outcome_to_wire, request_from_wire
 
 
@@ -101,12 +102,26 @@ COMMANDS = {
 }
 
 
-async def main() -> None:
-    spec = json.loads(os.environ[CHILD_ENV])
-    backend = resolve_world(spec["reference"])
-    world = Deadlines().wrap(backend.factory(spec["config"]))  # a hung call ends as an error result
-    emit({"kind": "ready", "pid": os.getpid()})
+def import_world(reference: str) -> WorldBackend:
+    """The World's code, imported once in the fork server: its children inherit it.
+
+    A plugin may import its driver only where it is used (an optional extra); the
+    modules its extra declares are the bulk of that, so they are imported too.
+    """
+    backend = resolve_world(reference)
+    for module in backend.extra.modules if backend.extra is not None else ():
+        importlib.import_module(module)
+    return backend
+
+
+async def serve(backend: WorldBackend) -> None:
+    """Open the World of the config that comes first on stdin, say ``ready``, then run commands until ``exit``."""
     loop = asyncio.get_running_loop()
+    opening = await loop.run_in_executor(None, sys.stdin.readline)
+    if not opening:
+        return
+    world = Deadlines().wrap(backend.factory(json.loads(opening)["config"]))  # a hung call ends as an error result
+    emit({"kind": "ready", "pid": os.getpid()})
     tasks: set[asyncio.Task[None]] = set()
 
     async def run(cmd: dict[str, Any]) -> None:
@@ -131,7 +146,3 @@ async def main() -> None:
         for task in tasks:
             task.cancel()
         await world.close()
-
-
-if __name__ == "__main__":
-    asyncio.run(main())

@@ -1,9 +1,10 @@
 """Run async test bodies against fresh, isolated Worlds.
 
-Every call to :meth:`WorldHarness.run` provisions a new, empty instance through
-the backend's sandbox, opens it, runs the body in a new event loop and closes the
-World and destroys the instance afterwards -- also when the body fails -- so
-tests and hypothesis examples never see each other's data.
+Every call to :meth:`WorldHarness.run` takes a new, empty instance of the
+backend's sandbox (provisioned while the previous test ran:
+:mod:`conformance.instances`), opens it, runs the body in a new event loop and
+closes the World and destroys the instance afterwards -- also when the body
+fails -- so tests and hypothesis examples never see each other's data.
 
 Provisioning and opening are setup, not the World's verdict: when they fail
 (a service is down, a sandbox setting is wrong, a runtime is missing) the
@@ -24,7 +25,8 @@ from worlds_sdk.models import Page, Pagination, Run
 from worlds_sdk.protocols import World
 
 from .deadlines import Deadlines
-from .processes import ChildProcess, spawn
+from .instances import InstanceSupply
+from .processes import ChildProcess, Forkserver, spawn
 from .selection import SelectedWorld
 
 T = TypeVar("T")
@@ -53,12 +55,18 @@ class WorldContext:
     """One isolated World instance, as a test body sees it."""
 
     def __init__(
-        self, selected: SelectedWorld, config: WorldConfig, stack: AsyncExitStack, deadlines: Deadlines
+        self,
+        selected: SelectedWorld,
+        config: WorldConfig,
+        stack: AsyncExitStack,
+        deadlines: Deadlines,
+        forkserver: Forkserver,
     ) -> None:
         self.selected = selected
         self.config = config
         self._stack = stack
         self._deadlines = deadlines
+        self._forkserver = forkserver
         self._open_worlds: list[World] = []
         stack.push_async_callback(self._close_all)
         self.world = self._open()
@@ -96,7 +104,7 @@ class WorldContext:
 
     async def spawn(self, name: str = "child") -> ChildProcess:
         """A child process on this World; it is stopped (or killed) when the body ends."""
-        return await spawn(self.selected.reference, self.config, name, cleanup=self._stack)
+        return await spawn(self._forkserver, self.config, name, cleanup=self._stack)
 
     async def spawn_many(self, n: int) -> list[ChildProcess]:
         return list(await asyncio.gather(*(self.spawn(f"child-{i}") for i in range(n))))
@@ -111,6 +119,10 @@ class WorldHarness:
     def __init__(self, selected: SelectedWorld, sandbox: Sandbox) -> None:
         self.selected = selected
         self.sandbox = sandbox
+        self.instances = InstanceSupply(sandbox)
+        """Fresh instances, the next one provisioned while a test runs (close it with :meth:`close`)."""
+        self.forkserver = Forkserver(selected.reference)
+        """Forks the tests' child processes (started at the first)."""
         self.deadlines = Deadlines()
         """Every call on the World has a deadline; a method that hung once fails fast afterwards."""
 
@@ -121,13 +133,18 @@ class WorldHarness:
     def run(self, body: Callable[[WorldContext], Awaitable[T]], *, timeout: float = BODY_TIMEOUT) -> T:
         with ExitStack() as instance:
             with setup_step("provisioning a sandbox instance"):
-                config = instance.enter_context(self.sandbox.instance())
+                config = instance.enter_context(self.instances.instance())
             return asyncio.run(self._main(config, body, timeout))
+
+    def close(self) -> None:
+        """End the fork server and destroy the instance provisioned ahead; before the sandbox ends."""
+        self.forkserver.close()
+        self.instances.close()
 
     async def _main(self, config: WorldConfig, body: Callable[[WorldContext], Awaitable[T]], timeout: float) -> T:
         async with AsyncExitStack() as stack:
             with setup_step("opening the World"):
-                ctx = WorldContext(self.selected, config, stack, self.deadlines)
+                ctx = WorldContext(self.selected, config, stack, self.deadlines, self.forkserver)
                 first = await _first_page(ctx.world)
                 if first is not None and first.data:  # tests would see each other's runs and messages
                     raise RuntimeError(

@@ -133,7 +133,9 @@ def world(pytestconfig: pytest.Config) -> Iterator[WorldHarness]:
     with ExitStack() as stack:
         with setup_step(f"starting the sandbox of world {selected.backend.id!r}"):
             sandbox = stack.enter_context(selected.backend.sandbox(selected.settings))
-        yield WorldHarness(selected, sandbox)
+        harness = WorldHarness(selected, sandbox)
+        stack.callback(harness.close)
+        yield harness
 
 
 NOT_JUDGED = pytest.ExitCode.INTERNAL_ERROR

@@ -1,7 +1,8 @@
 """Child processes that open the same World: for races, crashes and live readers.
 
-A child is ``python -m conformance.child``: it opens the World under test from
-the same reference and config, says ``ready``, then executes JSON-line commands
+A child is forked by the suite's fork server (:mod:`conformance.forkserver`,
+which has imported the World's code once): it reads the instance's config (its
+first command), opens the World, says ``ready``, then executes JSON-line commands
 from stdin and answers on stdout. The parent sends one command to many children
 at once to race them, or kills one with SIGKILL mid-command.
 """
@@ -11,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -21,14 +24,141 @@ from typing import IO, Any
 
 from worlds_sdk.backend import WorldConfig
 
-CHILD_ENV = "WORLDS_CONFORMANCE_CHILD"
+from .forkserver import CHILD_ENV
+
 READY_TIMEOUT = 60.0
+CLOSE_TIMEOUT = 30.0
+"""Seconds the fork server may take to end its children and exit once closed."""
+POLL_INTERVAL = 0.01
+"""How often a wait for a child's exit asks the fork server (it is the child's parent, not us)."""
+
+
+class Forkserver:
+    """The parent's handle on the fork server of one World, started at the first fork.
+
+    Requests are blocking round trips on a Unix socket (the server answers at once,
+    except the first, which waits for its imports); they run in a thread, one at a time.
+    """
+
+    def __init__(self, reference: str) -> None:
+        self._reference = reference
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._server: subprocess.Popen[bytes] | None = None
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+
+    def _start(self) -> socket.socket:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env[CHILD_ENV] = json.dumps({"reference": self._reference, "socket": theirs.fileno()})
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        with theirs:
+            self._server = subprocess.Popen(
+                [sys.executable, "-m", "conformance.forkserver"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                env=env,
+                pass_fds=[theirs.fileno()],
+            )
+        self._socket = ours
+        return ours
+
+    def request(self, request: Mapping[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
+        with self._lock:
+            server = self._socket or self._start()
+            socket.send_fds(server, [(json.dumps(request) + "\n").encode()], list(fds))
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = server.recv(4096)
+                if not chunk:
+                    self._stderr.seek(0)
+                    raise RuntimeError(f"the fork server exited; its stderr: {self._stderr.read()[-2000:]!r}")
+                answer += chunk
+        reply: dict[str, Any] = json.loads(answer)
+        return reply
+
+    async def call(self, request: Mapping[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
+        return await asyncio.to_thread(self.request, request, fds)
+
+    def close(self) -> None:
+        """Closing the socket ends the server, which kills any child still running."""
+        if self._socket is not None:
+            self._socket.close()
+        if self._server is not None:
+            try:
+                self._server.wait(CLOSE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
+        self._stderr.close()
+
+
+class ForkedProcess:
+    """A child of the fork server, driven from the current event loop through asyncio streams on its pipes."""
+
+    def __init__(
+        self,
+        pid: int,
+        forkserver: Forkserver,
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
+        transports: Sequence[asyncio.BaseTransport],
+    ) -> None:
+        self.pid = pid
+        self._forkserver = forkserver
+        self.stdin = stdin
+        self.stdout = stdout
+        self._transports = transports
+        self.returncode: int | None = None
+        """The exit code, once a wait has seen the process end."""
+
+    def kill(self) -> None:
+        """SIGKILL (the fork server sends it: until it reaps the child, the pid is the child's)."""
+        if self.returncode is None:
+            self._forkserver.request({"op": "kill", "pid": self.pid})
+
+    async def wait(self) -> int:
+        while self.returncode is None:
+            self.returncode = (await self._forkserver.call({"op": "poll", "pid": self.pid}))["exit_code"]
+            if self.returncode is None:
+                await asyncio.sleep(POLL_INTERVAL)
+        return self.returncode
+
+    def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+
+
+async def fork(forkserver: Forkserver, stderr: IO[bytes]) -> ForkedProcess:
+    """A new child of the fork server, its stdin and stdout attached to the running loop."""
+    loop = asyncio.get_running_loop()
+    child_stdin, stdin = os.pipe()
+    stdout, child_stdout = os.pipe()
+    try:
+        pid = (await forkserver.call({"op": "fork"}, [child_stdin, child_stdout, stderr.fileno()]))["pid"]
+    except BaseException:
+        os.close(stdin)
+        os.close(stdout)
+        raise
+    finally:
+        os.close(child_stdin)
+        os.close(child_stdout)
+    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
+    reading, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(stdout, "rb", buffering=0)
+    )
+    writing, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), os.fdopen(stdin, "wb", buffering=0)
+    )
+    writer = asyncio.StreamWriter(writing, protocol, None, loop)
+    return ForkedProcess(pid, forkserver, writer, reader, (writing, reading))
 
 
 class ChildProcess:
     """The parent's handle on one child."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, name: str, stderr: IO[bytes]) -> None:
+    def __init__(self, proc: ForkedProcess, name: str, stderr: IO[bytes]) -> None:
         self.proc = proc
         self.name = name
         self._stderr = stderr
@@ -43,13 +173,11 @@ class ChildProcess:
         return self._stderr.read().decode(errors="replace")
 
     async def send(self, command: Mapping[str, Any]) -> None:
-        assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(command) + "\n").encode())
         await self.proc.stdin.drain()
 
     async def receive(self, kind: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
         """The next message (of ``kind``, skipping others); fails if the child dies or a command fails first."""
-        assert self.proc.stdout is not None
         while True:
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
             if not line:
@@ -67,8 +195,7 @@ class ChildProcess:
 
     def kill(self) -> None:
         """SIGKILL: the child gets no chance to clean up, as in a real crash."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
+        self.proc.kill()
 
     async def stop(self) -> None:
         try:
@@ -80,34 +207,28 @@ class ChildProcess:
                     self.kill()
                     await self.proc.wait()
         finally:
+            self.proc.close()
             self._stderr.close()
 
 
 async def spawn(
-    reference: str, config: WorldConfig, name: str = "child", *, cleanup: AsyncExitStack | None = None
+    forkserver: Forkserver, config: WorldConfig, name: str = "child", *, cleanup: AsyncExitStack | None = None
 ) -> ChildProcess:
-    """Start a child on the same World and wait until it has opened it.
+    """Fork a child that opens the instance of ``config``; returns once it has opened it.
 
     With ``cleanup``, the child is registered to be stopped before it is waited for,
     so a child that fails to get ready is never left running.
     """
-    env = dict(os.environ)
-    env[CHILD_ENV] = json.dumps({"reference": reference, "config": dict(config)})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the ChildProcess, closed by stop()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "conformance.child",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=stderr,
-        env=env,
-        limit=64 * 1024 * 1024,
-    )
+    try:
+        proc = await fork(forkserver, stderr)
+    except BaseException:
+        stderr.close()
+        raise
     child = ChildProcess(proc, name, stderr)
     if cleanup is not None:
         cleanup.push_async_callback(child.stop)
+    await child.send({"op": "open", "config": dict(config)})
     await child.receive("ready", READY_TIMEOUT)
     return child
 

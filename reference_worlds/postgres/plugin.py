@@ -31,8 +31,16 @@ if TYPE_CHECKING:
 
 EXTRA = Extra("postgres", ("psycopg", "psycopg_pool"))
 
-TEST_SETTINGS: Mapping[str, Any] = {"lease_seconds": 2.0, "poll_interval": 0.1, "shutdown_grace": 2.0, "pool_size": 8}
-"""Instance defaults for tests and ``worlds bench``: short leases and polls keep lease-expiry tests to seconds.
+TEST_SETTINGS: Mapping[str, Any] = {
+    "lease_seconds": 2.0,
+    "poll_interval": 0.1,
+    "backoff_initial": 0.1,
+    "backoff_max": 1.0,
+    "shutdown_grace": 2.0,
+    "pool_size": 8,
+}
+"""Instance defaults for tests and ``worlds bench``: short leases, polls and retry backoffs (the local
+World's sandbox has the same) keep lease-expiry and redelivery tests to seconds.
 
 The pool (which opens connections only as concurrent calls need them) is smaller than the
 default 10 to bound the connections of many test Worlds on one server, and as large as the
