@@ -159,16 +159,28 @@ def _in_transaction(conn: sqlite3.Connection, begin: str, work: Callable[[sqlite
 
 
 def _commit_batch(conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
-    """``batch`` in one commit, fsynced unless no write of it asks for that (``flush=False``)."""
-    if any(queued.flush for queued in batch):
-        _answer(_run_batch(conn, batch))
-        return
-    conn.execute("PRAGMA synchronous=NORMAL")
+    """``batch`` in one commit, fsynced unless no write of it asks for that (``flush=False``).
+
+    Every write is answered whatever happens here: if switching ``synchronous``
+    fails before the batch ran, each write gets that error.
+    """
+    outcomes: list[_Outcome] | None = None
     try:
-        outcomes = _run_batch(conn, batch)
+        if any(queued.flush for queued in batch):
+            outcomes = _run_batch(conn, batch)
+            return
+        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            outcomes = _run_batch(conn, batch)
+        finally:
+            conn.execute("PRAGMA synchronous=FULL")
+    except BaseException as exc:
+        if outcomes is None:
+            outcomes = [(queued.outcome, None, exc) for queued in batch]
+        raise
     finally:
-        conn.execute("PRAGMA synchronous=FULL")
-    _answer(outcomes)
+        if outcomes is not None:
+            _answer(outcomes)
 
 
 def _run_batch(conn: sqlite3.Connection, batch: list[_Write[Any]]) -> list[_Outcome]:
