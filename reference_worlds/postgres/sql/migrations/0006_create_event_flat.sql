@@ -114,7 +114,11 @@ BEGIN
             VALUES (p_run_id, 'pending', v_data ->> 'deployment_id', v_data ->> 'workflow_name', v_spec,
                     json_value_v1(v_data -> 'execution_context'), codec_bytes_v1(v_data -> 'input'), v_now, v_now)
             ON CONFLICT (run_id) DO NOTHING
-            RETURNING * INTO o_run;
+            RETURNING run_id, status, deployment_id, workflow_name, spec_version, execution_context,
+                input, output, error, started_at, completed_at, created_at, updated_at
+            INTO x_run_id, x_status, x_deployment_id, x_workflow_name, x_spec_version,
+                x_execution_context, x_input, x_output, x_error, x_started_at, x_completed_at,
+                x_created_at, x_updated_at;
             IF NOT FOUND THEN  -- a concurrent run_created committed first (EV-4)
                 RAISE EXCEPTION USING ERRCODE = 'WW409', MESSAGE = format('workflow run %L already exists', p_run_id);
             END IF;
@@ -189,7 +193,12 @@ BEGIN
             END IF;
             UPDATE runs SET status = 'running', started_at = coalesce(started_at, v_now), updated_at = v_now
             WHERE run_id = p_run_id AND status = 'pending'
-            RETURNING * INTO o_run;
+            RETURNING run_id, status, deployment_id, workflow_name, spec_version, execution_context,
+                input, output, error, started_at, completed_at, created_at, updated_at
+            INTO x_run_id, x_status, x_deployment_id, x_workflow_name, x_spec_version,
+                x_execution_context, x_input, x_output, x_error, x_started_at, x_completed_at,
+                x_created_at, x_updated_at;
+            o_run := NULL;  -- returned already
         ELSIF p_event_type IN ('run_completed', 'run_failed', 'run_cancelled') THEN
             UPDATE runs SET
                 status = CASE p_event_type WHEN 'run_completed' THEN 'completed'
@@ -201,10 +210,15 @@ BEGIN
                 completed_at = v_now,
                 updated_at = v_now
             WHERE run_id = p_run_id AND status IN ('pending', 'running')
-            RETURNING * INTO o_run;
+            RETURNING run_id, status, deployment_id, workflow_name, spec_version, execution_context,
+                input, output, error, started_at, completed_at, created_at, updated_at
+            INTO x_run_id, x_status, x_deployment_id, x_workflow_name, x_spec_version,
+                x_execution_context, x_input, x_output, x_error, x_started_at, x_completed_at,
+                x_created_at, x_updated_at;
             IF NOT FOUND THEN  -- unreachable under the run lock; a guard, not a code path
                 RAISE EXCEPTION USING ERRCODE = 'WW409', MESSAGE = format('run %L changed concurrently', p_run_id);
             END IF;
+            o_run := NULL;  -- returned already
             -- HK-3: the run's hooks (tombstoned, token freed) and waits go with it
             UPDATE hooks SET disposed_at = v_now WHERE run_id = p_run_id AND disposed_at IS NULL;
             DELETE FROM waits WHERE run_id = p_run_id;
@@ -217,7 +231,11 @@ BEGIN
                 VALUES (p_run_id, p_correlation_id, v_data ->> 'step_name', 'pending',
                         codec_bytes_v1(v_data -> 'input'), 0, v_spec, v_now, v_now)
                 ON CONFLICT (run_id, step_id) DO NOTHING
-                RETURNING * INTO o_step;
+                RETURNING run_id, step_id, step_name, status, input, output, error, attempt,
+                    spec_version, started_at, completed_at, retry_after, created_at, updated_at
+                INTO x_run_id, x_step_id, x_step_name, x_status, x_input, x_output, x_error, x_attempt,
+                    x_spec_version, x_started_at, x_completed_at, x_retry_after, x_created_at,
+                    x_updated_at;
                 IF NOT FOUND THEN
                     RAISE EXCEPTION USING ERRCODE = 'WW409', MESSAGE = format('step %L already exists', p_correlation_id);
                 END IF;
@@ -258,10 +276,15 @@ BEGIN
                                         THEN v_now ELSE completed_at END,
                     updated_at = v_now
                 WHERE run_id = p_run_id AND step_id = p_correlation_id AND status IN ('pending', 'running')
-                RETURNING * INTO o_step;
+                RETURNING run_id, step_id, step_name, status, input, output, error, attempt,
+                    spec_version, started_at, completed_at, retry_after, created_at, updated_at
+                INTO x_run_id, x_step_id, x_step_name, x_status, x_input, x_output, x_error, x_attempt,
+                    x_spec_version, x_started_at, x_completed_at, x_retry_after, x_created_at,
+                    x_updated_at;
                 IF NOT FOUND THEN  -- unreachable under the run lock; a guard, not a code path
                     RAISE EXCEPTION USING ERRCODE = 'WW409', MESSAGE = format('step %L changed concurrently', p_correlation_id);
                 END IF;
+                o_step := NULL;  -- returned already
             END IF;
             o_run := NULL;
 
@@ -347,7 +370,8 @@ BEGIN
         INTO e_run_id, e_event_id, e_event_type, e_correlation_id, e_event_data, e_spec_version, e_created_at;
     END IF;
 
-    -- the entity, flat: at most one kind is set (the others were never read or were cleared)
+    -- the entity, flat, where the branch did not return it into x_* already: at most one
+    -- kind is set (the others were never read or were cleared)
     IF o_run.run_id IS NOT NULL THEN
         x_run_id := o_run.run_id; x_status := o_run.status; x_deployment_id := o_run.deployment_id;
         x_workflow_name := o_run.workflow_name; x_spec_version := o_run.spec_version;
