@@ -14,10 +14,9 @@ the median of ``--rounds``, the variants interleaved round by round:
   pooled connection).
 
 ``world`` minus ``sql`` client CPU is the World's own Python; ``sql`` server CPU
-is ``create_event_v2`` and its commit. ``--levels`` runs ``sql`` on schemas migrated
-to each given migration (e.g. ``5 6``: before and after 0006; ``world`` only on the
-latest, since a World migrates its schema on first use); below 6 it sends the previous
-release's query, on ``create_event_v1`` (``tests/postgres/previous_release.py``). With
+is ``create_event_v1`` and its commit. ``--levels`` runs ``sql`` on schemas migrated
+to each given migration (e.g. ``3 4``: before and after 0004; ``world`` only on the
+latest, since a World migrates its schema on first use). With
 ``pg_stat_statements`` loaded (``shared_preload_libraries``) and, for the nested
 split, ``pg_stat_statements.track = all`` and ``track_functions = pl``, the
 server's own execution time per statement and function is printed too.
@@ -30,7 +29,6 @@ import asyncio
 import os
 import secrets
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -49,12 +47,6 @@ from worlds_sdk import SPEC_VERSION, bench
 from worlds_sdk.codec import dumps
 from worlds_sdk.ids import new_id
 from worlds_sdk.models import EventRequest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.postgres
-from tests.postgres.previous_release import create_event_v1_query
-
-FLAT = 6
-"""The first migration with ``create_event_v2``: a schema below it gets the previous release's query."""
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -107,11 +99,10 @@ async def _measure(pids: list[int], runs: int, lifecycle: Callable[[], Awaitable
     }
 
 
-async def _sql(url: str, schema: str, runs: int, level: int) -> dict[str, float]:
+async def _sql(url: str, schema: str, runs: int) -> dict[str, float]:
     app = f"breakdown:{schema}"
     options = f"-c search_path={schema} -c TimeZone=UTC"
-    build = create_event_query if level >= FLAT else create_event_v1_query
-    statements = {kind: build(kind).encode() for kind in ("run", "step")}
+    statements = {kind: create_event_query(kind).encode() for kind in ("run", "step")}
     async with await psycopg.AsyncConnection.connect(
         url, autocommit=True, options=options, application_name=app
     ) as conn:
@@ -125,7 +116,7 @@ async def _sql(url: str, schema: str, runs: int, level: int) -> dict[str, float]
         return await _measure(await _backends(url, app), runs, lifecycle)
 
 
-async def _world(url: str, schema: str, runs: int, level: int) -> dict[str, float]:
+async def _world(url: str, schema: str, runs: int) -> dict[str, float]:
     world = PostgresWorld({"url": url, "schema": schema, "pool_size": 1})
     try:
         for _ in range(3):
@@ -136,7 +127,7 @@ async def _world(url: str, schema: str, runs: int, level: int) -> dict[str, floa
         await world.close()
 
 
-def _server_split(url: str, schema: str, runs: int, level: int) -> list[str]:
+def _server_split(url: str, schema: str, runs: int) -> list[str]:
     """The server's execution time per statement (no commit: autocommit commits after it), if it can tell."""
     with psycopg.connect(url, autocommit=True) as conn:
         try:
@@ -145,12 +136,12 @@ def _server_split(url: str, schema: str, runs: int, level: int) -> list[str]:
         except psycopg.Error:
             return ["(no pg_stat_statements: load it with shared_preload_libraries for the server's split)"]
         conn.execute("SELECT pg_stat_reset()")
-    asyncio.run(_sql(url, schema, runs, level))
+    asyncio.run(_sql(url, schema, runs))
     lines = []
     with psycopg.connect(url, autocommit=True) as conn:
         for calls, mean, text in conn.execute(
             "SELECT calls, mean_exec_time, query FROM pg_stat_statements"
-            " WHERE query LIKE '%%create_event_v_(%%' OR query LIKE 'WITH e AS (INSERT%%'"
+            " WHERE query LIKE '%%create_event_v1(%%' OR query LIKE 'WITH e AS (INSERT%%'"
             " OR NOT toplevel ORDER BY toplevel DESC, total_exec_time DESC LIMIT 14"
         ):
             lines.append(f"  {mean * 1000:6.0f} us x {calls:5d}  {' '.join(text.split())[:100]}")
@@ -182,7 +173,7 @@ def main() -> None:
                 for name, variant in (("sql", _sql), ("world", _world)):
                     if name == "world" and level < len(migrations()):
                         continue  # the World would migrate the schema to the latest version first
-                    results.setdefault((level, name), []).append(asyncio.run(variant(url, schema, args.runs, level)))
+                    results.setdefault((level, name), []).append(asyncio.run(variant(url, schema, args.runs)))
         for (level, name), rounds in results.items():
             medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
             print(
@@ -192,7 +183,7 @@ def main() -> None:
             )
         for level, schema in schemas.items():
             print(f"server execution time per statement, migrations 1-{level}:")
-            for line in _server_split(url, schema, args.runs, level):
+            for line in _server_split(url, schema, args.runs):
                 print(line)
     finally:
         for schema in schemas.values():

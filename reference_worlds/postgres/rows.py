@@ -124,10 +124,10 @@ _BUILDERS: Mapping[str, Callable[[Row], Any]] = {
 
 
 def result_from_values(entity: str, values: Sequence[Any]) -> EventResult:
-    """The outcome of ``create_event_v2`` (query ``create_event`` for ``entity``): the appended event and the entity.
+    """The outcome of ``create_event_v1`` (query ``create_event`` for ``entity``): the last event and the entity.
 
     ``entity`` is the kind of entity the event type can affect (``run`` for ``run_*``, …):
-    ``create_event_v2`` sets no other, so only its columns are fetched -- fetching and
+    ``create_event_v1`` sets no other, so only its columns are fetched -- fetching and
     decoding all four kinds' ~40 mostly-NULL columns cost more client time than the rest.
     """
     split = len(EVENT_COLUMNS)

@@ -1,7 +1,7 @@
 """The Storage groups of the Postgres World: reads, and the one write path ``events.create``.
 
 ``events.create`` validates the request in Python (the shipped JSON Schema, EV-3
-run ids), then makes ONE call to ``create_event_v2``, which applies the rules of
+run ids), then makes ONE call to ``create_event_v1``, which applies the rules of
 ``worlds_sdk.rules`` natively in one transaction. Nothing is checked in Python
 and then acted on in SQL: the checks that depend on state happen under the run's
 row lock. List defaults follow upstream: events in append order, runs and steps
@@ -57,8 +57,8 @@ DEFAULT_PAGE = Pagination()
 @cache
 def create_event_query(entity: str) -> str:
     """Query ``create_event`` returning the event and the ``entity`` kind (``run``, ``step``, ``hook``, ``wait``)."""
-    columns = [f"e_{c}" for c in EVENT_COLUMNS] + [f"x_{c}" for c in ENTITY_COLUMNS[entity]]
-    return query("create_event").replace("{columns}", ", ".join(columns))
+    columns = [f"(e).{c}" for c in EVENT_COLUMNS] + [f"(x).{c}" for c in ENTITY_COLUMNS[entity]]
+    return query("create_event").replace("{columns}", ", ".join(columns)).replace("{entity}", entity)
 
 
 class PostgresRuns:
@@ -136,11 +136,11 @@ class PostgresEvents:
     async def create(
         self, run_id: str | None, request: EventRequest, *, resolve_data: ResolveData = "all"
     ) -> EventResult:
-        """Validate in Python, then apply and append in one call to ``create_event_v2`` (EV-1)."""
+        """Validate in Python, then apply and append in one call to ``create_event_v1`` (EV-1)."""
         check_resolve_data(resolve_data)
         wire = validate_request(request)
         run_id = rules.resolve_run_id(run_id, request, datetime.now(UTC))
-        entity = request.event_type.partition("_")[0]  # the only kind create_event_v2 may set for this type
+        entity = request.event_type.partition("_")[0]  # the only kind create_event_v1 may set for this type
         values = await self._db.fetch_values(
             create_event_query(entity),
             {

@@ -1,8 +1,4 @@
-"""create_event_v2 and create_event_v1 (PL/pgSQL) against worlds_sdk.rules, the oracle they reimplement.
-
-The World calls create_event_v2 (migration 0006); create_event_v1 stays for the code of
-the previous release during a rolling deploy, so both are checked: the ``function``
-fixture makes the World send the previous release's query, on v1, where asked.
+"""create_event_v1 (PL/pgSQL) against worlds_sdk.rules, the oracle it reimplements.
 
 Random request sequences go to the Postgres World and to an in-memory model that
 applies ``rules.decide``; every outcome must match: the same error type, or the
@@ -13,7 +9,7 @@ execution contexts), carry spec versions on both sides of the World's, and share
 correlation ids across runs (EV-12); after each sequence every stored entity is
 read back and compared with the model, not only the results.
 
-The race branches of the function (a racing ``run_created``, a resilient
+The race branches of ``create_event_v1`` (a racing ``run_created``, a resilient
 start losing to one, two runs claiming one token or one hook id) are reached
 deterministically: a first transaction is held open on its own connection until
 the World's call is seen waiting on its lock, then committed.
@@ -23,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,8 +31,9 @@ from psycopg.rows import dict_row
 
 from conformance.oracle import Oracle, comparable
 from conformance.strategies import execution_contexts, names, payloads, user_data
-from reference_worlds.postgres import PostgresWorld, storage
+from reference_worlds.postgres import PostgresWorld
 from reference_worlds.postgres.nul_escape import escape_json
+from reference_worlds.postgres.storage import create_event_query
 from worlds_sdk import SPEC_VERSION
 from worlds_sdk.codec import dumps
 from worlds_sdk.errors import HookNotFoundError, WorkflowWorldError
@@ -44,7 +41,6 @@ from worlds_sdk.ids import new_id, parse_ulid_time
 from worlds_sdk.models import Event, EventRequest, EventResult, Pagination, Wait
 
 from .conftest import WorldConnections
-from .previous_release import create_event_v1_query
 
 pytestmark = pytest.mark.postgres
 
@@ -54,20 +50,6 @@ RUN = EventRequest(event_type="run_created", event_data={"deployment_id": "d", "
 STARTED = EventRequest(event_type="run_started")
 SPEC_VERSIONS = st.sampled_from([None, None, None, 1, SPEC_VERSION, SPEC_VERSION + 1])
 """Mostly none; an older spec; the World's; one above it (EV-10)."""
-
-
-QUERIES: dict[str, Callable[[str], str]] = {
-    "create_event_v2": storage.create_event_query,
-    "create_event_v1": create_event_v1_query,
-}
-"""The function under test: query ``create_event`` of this release, and of the previous one."""
-
-
-@pytest.fixture(params=sorted(QUERIES, reverse=True))
-def function(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The World (and :func:`_call`) send the query on this function."""
-    monkeypatch.setattr(storage, "create_event_query", QUERIES[request.param])
-    return str(request.param)
 
 
 def _without_ids(result: EventResult) -> EventResult:
@@ -197,9 +179,7 @@ async def _check_stored_state(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_create_event_function_agrees_with_rules_decide(
-    pg_config: dict[str, Any], function: str, data: st.DataObject
-) -> None:
+def test_create_event_v1_agrees_with_rules_decide(pg_config: dict[str, Any], data: st.DataObject) -> None:
     tag = new_id("hook")
     run_ids = [new_id("wrun") for _ in range(3)]  # the third is created (or bootstrapped) by the sequence, if at all
     created = [(run_id, RUN) for run_id in run_ids[:2]]
@@ -217,13 +197,13 @@ def test_create_event_function_agrees_with_rules_decide(
     asyncio.run(body())
 
 
-# -- the race branches of create_event_v2 and _v1 -------------------------------------------------
+# -- the race branches of create_event_v1 -------------------------------------------------
 
 
 def _call(conn: psycopg.Connection[Any], run_id: str, request: EventRequest) -> None:
-    """The function under test on ``conn``, inside its open transaction, with the World's own parameters."""
+    """create_event_v1 on ``conn``, inside its open transaction, with the World's own parameters."""
     conn.execute(
-        storage.create_event_query(request.event_type.partition("_")[0]).encode(),
+        create_event_query(request.event_type.partition("_")[0]).encode(),
         {
             "run_id": run_id,
             "event_type": request.event_type,
@@ -254,8 +234,8 @@ RACES = {
 
 
 @pytest.mark.parametrize("race", RACES)
-def test_create_event_function_race_branches_agree_with_rules_decide(
-    pg_config: dict[str, Any], connections: WorldConnections, eventually: Any, function: str, race: str
+def test_create_event_v1_race_branches_agree_with_rules_decide(
+    pg_config: dict[str, Any], connections: WorldConnections, eventually: Any, race: str
 ) -> None:
     runs = {name: new_id("wrun") for name in ("a", "b", "new")}
     ready = [runs["a"], runs["b"]]

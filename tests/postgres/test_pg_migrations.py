@@ -28,13 +28,12 @@ from reference_worlds.postgres.migrations import (
 )
 from reference_worlds.postgres.nul_escape import escape_json
 from reference_worlds.postgres.plugin import TEST_SETTINGS, PostgresSandbox, drop_schema
+from reference_worlds.postgres.storage import create_event_query
 from worlds_sdk import SPEC_VERSION
 from worlds_sdk.codec import dumps
 from worlds_sdk.errors import IncompatibleFormatError
 from worlds_sdk.ids import new_id
 from worlds_sdk.models import EventRequest, Pagination
-
-from .previous_release import create_event_v1_query
 
 pytestmark = pytest.mark.postgres
 
@@ -256,7 +255,7 @@ def test_a_run_written_before_0005_goes_on_after_it_and_its_log_pages_in_order(p
         ):
             data = None if request.event_data is None else escape_json(dumps(request.event_data))
             conn.execute(
-                create_event_v1_query(request.event_type.partition("_")[0]).encode(),
+                create_event_query(request.event_type.partition("_")[0]).encode(),
                 {"run_id": run_id, "event_type": request.event_type, "correlation_id": request.correlation_id,
                  "data": data, "spec_version": None, "world_spec_version": SPEC_VERSION},
             )  # fmt: skip
@@ -284,43 +283,3 @@ def test_a_run_written_before_0005_goes_on_after_it_and_its_log_pages_in_order(p
     asyncio.run(go_on())
     with psycopg.connect(url) as conn:
         assert current_version(conn, schema) == latest_version()
-
-
-def test_the_previous_release_and_this_one_write_one_run_side_by_side_after_0006(pg_config: dict[str, Any]) -> None:
-    """0006 added create_event_v2 beside v1 (min-code-version 1): during a rolling deploy a run
-    is written by processes of both releases, through v1 and v2, and its log stays one log."""
-    url, schema = pg_config["url"], pg_config["schema"]
-    migrate(url, schema)
-    run_id = new_id("wrun")
-
-    def previous_release(request: EventRequest) -> tuple[Any, ...] | None:
-        with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema} -c TimeZone=UTC") as conn:
-            data = None if request.event_data is None else escape_json(dumps(request.event_data))
-            return conn.execute(
-                create_event_v1_query(request.event_type.partition("_")[0]).encode(),
-                {"run_id": run_id, "event_type": request.event_type, "correlation_id": request.correlation_id,
-                 "data": data, "spec_version": None, "world_spec_version": SPEC_VERSION},
-            ).fetchone()  # fmt: skip
-
-    async def both() -> None:
-        world = PostgresWorld(pg_config)
-        try:
-            previous_release(run_created_request())
-            await world.events.create(run_id, EventRequest(event_type="run_started"))
-            previous_release(step_request("step_created", "s"))
-            await world.events.create(run_id, step_request("step_started", "s"))
-            previous_release(step_request("step_completed", "s"))
-            done = await world.events.create(
-                run_id, EventRequest(event_type="run_completed", event_data={"output": b""})
-            )
-            assert done.run is not None and done.run.status == "completed"
-            events = (await world.events.list(run_id)).data
-            assert [e.event_type for e in events] == [
-                "run_created", "run_started", "step_created", "step_started", "step_completed", "run_completed"
-            ]  # fmt: skip
-            assert [e.event_id for e in events] == sorted(e.event_id for e in events)
-            assert (await world.steps.get(run_id, "s")).status == "completed"
-        finally:
-            await world.close()
-
-    asyncio.run(both())

@@ -4,14 +4,20 @@
 
 -- Storage --------------------------------------------------------------------
 
--- create_event_v2's results: the appended event and the one entity kind the event type can
--- affect, as plain columns ({columns}: rows.EVENT_COLUMNS as e_*, then
--- rows.ENTITY_COLUMNS[kind] as x_*; filled in by storage.create_event_query). The other
--- kinds are always NULL, and fetching them costs client time (docs/performance.md).
+-- create_event_v1's results: the last appended event and the one entity kind the event type can
+-- affect ({entity}: run, step, hook or wait), as plain columns ({columns}: rows.EVENT_COLUMNS of e,
+-- then rows.ENTITY_COLUMNS[entity] of x; filled in by storage.create_event_query). The driver
+-- loads plain columns in C and composites in Python, and the other kinds are always NULL: both
+-- cost client time (docs/performance.md). OFFSET 0 keeps the subquery whole: flattened, the
+-- server took the last event out of the array once per column.
 -- name: create_event
 SELECT {columns}
-FROM create_event_v2(%(run_id)s, %(event_type)s, %(correlation_id)s, %(data)s::json,
-                     %(spec_version)s, %(world_spec_version)s);
+FROM (
+    SELECT o_events[cardinality(o_events)] AS e, o_{entity} AS x
+    FROM create_event_v1(%(run_id)s, %(event_type)s, %(correlation_id)s, %(data)s::json,
+                         %(spec_version)s, %(world_spec_version)s)
+    OFFSET 0
+) AS f;
 
 -- name: get_run
 SELECT * FROM runs WHERE run_id = %(run_id)s;
