@@ -43,22 +43,49 @@ def to_wire(value: Any, path: str = "$") -> Any:
         return _to_wire(value)
     except _Unstorable as exc:
         raise ValidationError(exc.message, field=path + "".join(reversed(exc.trail))) from None
+    except RecursionError:
+        raise ValidationError("the value is nested too deeply to be stored", field=path) from None
+
+
+_LEAVES = frozenset({float, datetime, bytearray, memoryview})
 
 
 def _to_wire(value: Any) -> Any:
-    kind = type(value)  # exact types first: the common cases skip the isinstance chain
+    """One frame per level of nesting (as deep as the codec always went); exact types first."""
+    kind = type(value)
     if kind in _PLAIN:
         return value
-    if kind is dict:
-        return _mapping_to_wire(value)
-    if kind is list or kind is tuple:
-        return _items_to_wire(value)
     if kind is bytes:
         return {"$b": base64.b64encode(value).decode("ascii")}
-    return _other_to_wire(value)
+    if kind in _LEAVES:
+        return _leaf_to_wire(value)
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
+        out: dict[str, Any] = {}
+        tagged = False
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _Unstorable("object keys must be strings")
+            try:
+                out[k] = _to_wire(v)
+            except _Unstorable as exc:
+                exc.trail.append(f".{k}")
+                raise
+            if k[:1] == "$":
+                tagged = True
+        return {"$o": out} if tagged else out
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        items = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_to_wire(v))
+            except _Unstorable as exc:
+                exc.trail.append(f"[{i}]")
+                raise
+        return items
+    return _leaf_to_wire(value)
 
 
-def _other_to_wire(value: Any) -> Any:
+def _leaf_to_wire(value: Any) -> Any:
     if isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -71,38 +98,7 @@ def _other_to_wire(value: Any) -> Any:
         if value.tzinfo is None:
             raise _Unstorable("datetimes must be timezone-aware")
         return {"$t": value.isoformat()}
-    if isinstance(value, Mapping):
-        return _mapping_to_wire(value)
-    if isinstance(value, (list, tuple)):
-        return _items_to_wire(value)
     raise _Unstorable(f"values of type {type(value).__name__} cannot be stored")
-
-
-def _mapping_to_wire(value: Mapping[Any, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    tagged = False
-    for k, v in value.items():
-        if not isinstance(k, str):
-            raise _Unstorable("object keys must be strings")
-        try:
-            out[k] = _to_wire(v)
-        except _Unstorable as exc:
-            exc.trail.append(f".{k}")
-            raise
-        if k[:1] == "$":
-            tagged = True
-    return {"$o": out} if tagged else out
-
-
-def _items_to_wire(value: list[Any] | tuple[Any, ...]) -> list[Any]:
-    items = []
-    for i, v in enumerate(value):
-        try:
-            items.append(_to_wire(v))
-        except _Unstorable as exc:
-            exc.trail.append(f"[{i}]")
-            raise
-    return items
 
 
 def from_wire(value: Any) -> Any:

@@ -123,3 +123,20 @@ def test_unstorable_values_are_rejected_naming_the_path(value: Any, field: str) 
     with pytest.raises(ValidationError) as info:
         dumps(value)
     assert info.value.field == field
+
+
+def _nested(depth: int) -> Any:
+    value: Any = b"x"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_deeply_nested_data_is_stored_as_deep_as_before() -> None:
+    """One frame per level: a conversion that took two frames per level failed at about half this depth."""
+    assert dumps(_nested(900)).count('"a"') == 900
+
+
+def test_data_nested_beyond_the_interpreter_limit_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="nested too deeply"):
+        to_wire(_nested(5000))
