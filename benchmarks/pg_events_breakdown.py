@@ -42,6 +42,7 @@ from reference_worlds.postgres.database import application_name
 from reference_worlds.postgres.migrations import migrate, migrations
 from reference_worlds.postgres.nul_escape import escape_json
 from reference_worlds.postgres.plugin import drop_schema
+from reference_worlds.postgres.rows import entity_of
 from reference_worlds.postgres.storage import create_event_query
 from worlds_sdk import SPEC_VERSION, bench
 from worlds_sdk.codec import dumps
@@ -109,7 +110,7 @@ async def _sql(url: str, schema: str, runs: int) -> dict[str, float]:
 
         async def lifecycle() -> None:
             for params in _lifecycle(new_id("wrun")):
-                await conn.execute(statements[params["event_type"].partition("_")[0]], params, prepare=True)
+                await conn.execute(statements[entity_of(params["event_type"])], params, prepare=True)
 
         for _ in range(3):
             await lifecycle()  # prepared, caches warm

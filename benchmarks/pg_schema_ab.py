@@ -27,6 +27,7 @@ from pg_events_breakdown import _cpu_seconds, _lifecycle
 from reference_worlds.postgres.config import URL_ENV
 from reference_worlds.postgres.migrations import migrate
 from reference_worlds.postgres.plugin import drop_schema
+from reference_worlds.postgres.rows import entity_of
 from reference_worlds.postgres.storage import create_event_query
 from worlds_sdk import bench
 from worlds_sdk.ids import new_id
@@ -37,7 +38,7 @@ def _lifecycles(conn: psycopg.Connection[tuple[object, ...]]) -> Callable[[], No
 
     def lifecycle() -> None:
         for params in _lifecycle(new_id("wrun")):
-            conn.execute(statements[params["event_type"].partition("_")[0]], params, prepare=True)
+            conn.execute(statements[entity_of(params["event_type"])], params, prepare=True)
 
     return lifecycle
 

@@ -98,6 +98,11 @@ def event_from_row(r: Row) -> Event:
     )
 
 
+def entity_of(event_type: str) -> str:
+    """The one entity kind (``run``, ``step``, ``hook``, ``wait``) an event of ``event_type`` may set: its prefix."""
+    return event_type.partition("_")[0]
+
+
 EVENT_COLUMNS = ("run_id", "event_id", "event_type", "correlation_id", "event_data", "spec_version", "created_at")
 ENTITY_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "run": (

@@ -44,6 +44,7 @@ from .queries import query
 from .rows import (
     ENTITY_COLUMNS,
     EVENT_COLUMNS,
+    entity_of,
     event_from_row,
     hook_from_row,
     result_from_values,
@@ -140,7 +141,7 @@ class PostgresEvents:
         check_resolve_data(resolve_data)
         wire = validate_request(request)
         run_id = rules.resolve_run_id(run_id, request, datetime.now(UTC))
-        entity = request.event_type.partition("_")[0]  # the only kind create_event_v1 may set for this type
+        entity = entity_of(request.event_type)
         values = await self._db.fetch_values(
             create_event_query(entity),
             {

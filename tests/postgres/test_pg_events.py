@@ -33,6 +33,7 @@ from conformance.oracle import Oracle, comparable
 from conformance.strategies import execution_contexts, names, payloads, user_data
 from reference_worlds.postgres import PostgresWorld
 from reference_worlds.postgres.nul_escape import escape_json
+from reference_worlds.postgres.rows import entity_of
 from reference_worlds.postgres.storage import create_event_query
 from worlds_sdk import SPEC_VERSION
 from worlds_sdk.codec import dumps
@@ -203,7 +204,7 @@ def test_create_event_v1_agrees_with_rules_decide(pg_config: dict[str, Any], dat
 def _call(conn: psycopg.Connection[Any], run_id: str, request: EventRequest) -> None:
     """create_event_v1 on ``conn``, inside its open transaction, with the World's own parameters."""
     conn.execute(
-        create_event_query(request.event_type.partition("_")[0]).encode(),
+        create_event_query(entity_of(request.event_type)).encode(),
         {
             "run_id": run_id,
             "event_type": request.event_type,

@@ -28,7 +28,6 @@ from reference_worlds.postgres.migrations import (
 )
 from reference_worlds.postgres.nul_escape import escape_json
 from reference_worlds.postgres.plugin import TEST_SETTINGS, PostgresSandbox, drop_schema
-from reference_worlds.postgres.storage import create_event_query
 from worlds_sdk import SPEC_VERSION
 from worlds_sdk.codec import dumps
 from worlds_sdk.errors import IncompatibleFormatError
@@ -242,12 +241,20 @@ def test_with_auto_migrate_off_a_role_without_ddl_rights_runs_a_migrated_schema_
         assert current_version(conn, empty) == 0, "nothing was created"
 
 
-def test_a_run_written_before_0005_goes_on_after_it_and_its_log_pages_in_order(pg_config: dict[str, Any]) -> None:
-    """0005 rebuilt the key of ``events`` as (run_id, seq) and rewrote create_event_v1: a run begun before goes on."""
-    url, schema = pg_config["url"], pg_config["schema"]
+def test_a_run_written_before_0005_goes_on_after_it_and_its_log_pages_in_order(
+    pg_sandbox: PostgresSandbox, fresh_schema: Callable[[], str]
+) -> None:
+    """0005 rebuilt the key of ``events`` as (run_id, seq) and rewrote create_event_v1: a run begun before goes on.
+
+    The first events are written by the level-4 function, as the previous release
+    called it; then a World of this release migrates the schema, with those rows
+    in it, and finishes the run.
+    """
+    url, schema = pg_sandbox.url, fresh_schema()
     migrate(url, schema, migrations()[:4])
     run_id = new_id("wrun")
     with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as conn:
+        assert current_version(conn, schema) == 4
         for request in (
             run_created_request(),
             EventRequest(event_type="run_started"),
@@ -255,10 +262,10 @@ def test_a_run_written_before_0005_goes_on_after_it_and_its_log_pages_in_order(p
         ):
             data = None if request.event_data is None else escape_json(dumps(request.event_data))
             conn.execute(
-                create_event_query(request.event_type.partition("_")[0]).encode(),
-                {"run_id": run_id, "event_type": request.event_type, "correlation_id": request.correlation_id,
-                 "data": data, "spec_version": None, "world_spec_version": SPEC_VERSION},
-            )  # fmt: skip
+                "SELECT cardinality(o_events) FROM create_event_v1(%s, %s, %s, %s::json, NULL, %s)",
+                (run_id, request.event_type, request.correlation_id, data, SPEC_VERSION),
+            )
+    pg_config = {**TEST_SETTINGS, "url": url, "schema": schema}
 
     async def go_on() -> None:
         world = PostgresWorld(pg_config)  # migrates the schema on first use
