@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 
 from worlds_sdk.backend import Sandbox, WorldConfig
 
@@ -66,7 +66,8 @@ class InstanceSupply:
         try:
             self._check_destroyed(wait=True)
         finally:
-            if ready is not None:
-                with suppress(Exception):  # provisioning failed: there is nothing to destroy
-                    ready.result()[0].close()
-            self._executor.shutdown(wait=True)
+            try:
+                if ready is not None and ready.exception() is None:  # a failed provisioning left nothing
+                    ready.result()[0].close()  # a failed destruction raises, as the docstring says
+            finally:
+                self._executor.shutdown(wait=True)

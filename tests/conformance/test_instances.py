@@ -61,3 +61,14 @@ def test_a_failed_destruction_is_raised_by_the_next_request() -> None:
                     pass
     finally:
         supply.close()
+
+
+def test_a_failed_destruction_of_the_instance_made_ahead_is_raised_by_close() -> None:
+    """The instance provisioned for a test that never came is destroyed by close(), and its failure is not hidden."""
+    sandbox = _FailingDrop()
+    supply = InstanceSupply(sandbox)
+    with supply.instance() as config:
+        assert config == {"n": 1}  # instance 2, which cannot be dropped, is made ahead meanwhile
+    with pytest.raises(OSError, match="cannot drop instance 2"):
+        supply.close()
+    assert sandbox.made == 2
