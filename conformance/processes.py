@@ -27,6 +27,8 @@ from worlds_sdk.backend import WorldConfig
 from .forkserver import CHILD_ENV
 
 READY_TIMEOUT = 60.0
+REQUEST_TIMEOUT = 10.0
+"""Seconds a fork server that has imported the World's code may take to answer a request."""
 CLOSE_TIMEOUT = 30.0
 """Seconds the fork server may take to end its children and exit once closed."""
 POLL_INTERVAL = 0.01
@@ -46,6 +48,8 @@ class Forkserver:
         self._socket: socket.socket | None = None
         self._server: subprocess.Popen[bytes] | None = None
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self._answered = 0
+        self._broken: RuntimeError | None = None
 
     def _start(self) -> socket.socket:
         ours, theirs = socket.socketpair()
@@ -65,18 +69,37 @@ class Forkserver:
         return ours
 
     def request(self, request: Mapping[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
+        """One round trip; bounded, so a fork server that stops answering fails the test, not the session.
+
+        The first request waits for the server's imports (``READY_TIMEOUT``), the
+        others get ``REQUEST_TIMEOUT``. After a timeout the conversation is out of step,
+        so every later request fails with the same error.
+        """
         with self._lock:
+            if self._broken is not None:
+                raise self._broken
             server = self._socket or self._start()
-            socket.send_fds(server, [(json.dumps(request) + "\n").encode()], list(fds))
-            answer = b""
-            while not answer.endswith(b"\n"):
-                chunk = server.recv(4096)
-                if not chunk:
-                    self._stderr.seek(0)
-                    raise RuntimeError(f"the fork server exited; its stderr: {self._stderr.read()[-2000:]!r}")
-                answer += chunk
+            server.settimeout(READY_TIMEOUT if self._answered == 0 else REQUEST_TIMEOUT)
+            try:
+                socket.send_fds(server, [(json.dumps(request) + "\n").encode()], list(fds))
+                answer = b""
+                while not answer.endswith(b"\n"):
+                    chunk = server.recv(4096)
+                    if not chunk:
+                        raise RuntimeError(f"the fork server exited; its stderr: {self._stderr_tail()!r}")
+                    answer += chunk
+            except TimeoutError:
+                self._broken = RuntimeError(
+                    f"the fork server did not answer {request['op']!r} in time; its stderr: {self._stderr_tail()!r}"
+                )
+                raise self._broken from None
+            self._answered += 1
         reply: dict[str, Any] = json.loads(answer)
         return reply
+
+    def _stderr_tail(self) -> bytes:
+        self._stderr.seek(0)
+        return self._stderr.read()[-2000:]
 
     async def call(self, request: Mapping[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
         return await asyncio.to_thread(self.request, request, fds)
@@ -131,19 +154,35 @@ class ForkedProcess:
 
 
 async def fork(forkserver: Forkserver, stderr: IO[bytes]) -> ForkedProcess:
-    """A new child of the fork server, its stdin and stdout attached to the running loop."""
+    """A new child of the fork server, its stdin and stdout attached to the running loop.
+
+    The request runs in a thread that owns the child's ends of the pipes (and its
+    own copy of ``stderr``'s descriptor) and closes them once they are sent: if the
+    caller is cancelled meanwhile, the descriptors cannot be closed -- and their
+    numbers reused -- before the thread sends them. A child forked for a cancelled
+    caller reads end-of-file on stdin and exits.
+    """
     loop = asyncio.get_running_loop()
     child_stdin, stdin = os.pipe()
     stdout, child_stdout = os.pipe()
+    child_stderr = os.dup(stderr.fileno())
+
+    def request() -> int:
+        try:
+            pid: int = forkserver.request({"op": "fork"}, [child_stdin, child_stdout, child_stderr])["pid"]
+            return pid
+        finally:
+            for fd in (child_stdin, child_stdout, child_stderr):
+                os.close(fd)
+
+    sending = asyncio.ensure_future(asyncio.to_thread(request))
+    sending.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen even if we stop waiting
     try:
-        pid = (await forkserver.call({"op": "fork"}, [child_stdin, child_stdout, stderr.fileno()]))["pid"]
+        pid = await asyncio.shield(sending)
     except BaseException:
         os.close(stdin)
         os.close(stdout)
         raise
-    finally:
-        os.close(child_stdin)
-        os.close(child_stdout)
     reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
     reading, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(stdout, "rb", buffering=0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance import processes
 from conformance.processes import ChildProcess, Forkserver, fork
 
 
@@ -67,3 +68,21 @@ def _with_forkserver(body: object) -> None:
         asyncio.run(body(forkserver))  # type: ignore[operator]
     finally:
         forkserver.close()
+
+
+def test_a_fork_server_that_stops_answering_fails_each_request_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wedged fork server (here: a World whose import never ends) fails the test that asked, not the session."""
+    (tmp_path / "wedged_world.py").write_text("import time\ntime.sleep(600)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(processes, "READY_TIMEOUT", 0.5)
+    monkeypatch.setattr(processes, "CLOSE_TIMEOUT", 0.5)
+    forkserver = Forkserver("wedged_world:backend")
+    try:
+        with pytest.raises(RuntimeError, match="did not answer 'fork' in time"):
+            forkserver.request({"op": "fork"})
+        with pytest.raises(RuntimeError, match="did not answer 'fork' in time"):  # out of step for good
+            forkserver.request({"op": "poll", "pid": 1})
+    finally:
+        forkserver.close()  # the server is killed after CLOSE_TIMEOUT
