@@ -48,11 +48,12 @@ def wait_request(event_type: str, wait_id: str, resume_at: datetime | None = Non
 
 
 async def new_run(world: World, *, started: bool = False, input: bytes = b"\x00in") -> Run:
-    result = await world.events.create(None, run_created_request(input))
-    assert result.run is not None, "run_created must return the run (EV-2)"
-    if started:
-        result = await world.events.create(result.run.run_id, EventRequest(event_type="run_started"))
-        assert result.run is not None
+    created = await world.events.create(None, run_created_request(input))
+    assert created.run is not None, "run_created must return the run (EV-2)"
+    if not started:
+        return created.run
+    result = await world.events.create(created.run.run_id, EventRequest(event_type="run_started"))
+    assert result.run is not None
     return result.run
 
 
