@@ -42,20 +42,8 @@ from worlds_sdk.validation import validate_request
 def _lifecycle(create: Callable[[str | None, EventRequest], EventResult]) -> None:
     created = create(None, bench._run_created())
     assert created.run is not None
-    run_id = created.run.run_id
-    step_id = f"{run_id}-s"
-    for request in (
-        EventRequest(event_type="run_started"),
-        EventRequest(
-            event_type="step_created",
-            correlation_id=step_id,
-            event_data={"step_name": "s", "input": bench_floors.PAYLOAD},
-        ),
-        EventRequest(event_type="step_started", correlation_id=step_id),
-        EventRequest(event_type="step_completed", correlation_id=step_id, event_data={"result": b"\x00"}),
-        EventRequest(event_type="run_completed", event_data={"output": b"\x00"}),
-    ):
-        create(run_id, request)
+    for request in bench.after_run_created(created.run.run_id):
+        create(created.run.run_id, request)
 
 
 def _direct(directory: Path, runs: int, synchronous: str) -> float:

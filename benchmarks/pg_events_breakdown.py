@@ -47,22 +47,13 @@ from reference_worlds.postgres.storage import create_event_query
 from worlds_sdk import SPEC_VERSION, bench
 from worlds_sdk.codec import dumps
 from worlds_sdk.ids import new_id
-from worlds_sdk.models import EventRequest
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _lifecycle(run_id: str) -> list[dict[str, Any]]:
     """The parameters of query ``create_event`` for the bench's six events of one run."""
-    step_id = f"{run_id}-s"
-    requests = [
-        bench._run_created(),
-        EventRequest(event_type="run_started"),
-        EventRequest(event_type="step_created", correlation_id=step_id, event_data={"step_name": "s", "input": b"0"}),
-        EventRequest(event_type="step_started", correlation_id=step_id),
-        EventRequest(event_type="step_completed", correlation_id=step_id, event_data={"result": b"\x00"}),
-        EventRequest(event_type="run_completed", event_data={"output": b"\x00"}),
-    ]
+    requests = [bench._run_created(), *bench.after_run_created(run_id)]
     return [
         {
             "run_id": run_id,

@@ -221,10 +221,15 @@ async def one_run(world: World) -> None:
     """The six events of a run with one step, as the runtime writes them, each awaited before the next."""
     created = await world.events.create(None, _run_created())
     assert created.run is not None
-    run_id = created.run.run_id
+    for request in after_run_created(created.run.run_id):
+        await world.events.create(created.run.run_id, request)
+
+
+def after_run_created(run_id: str) -> tuple[EventRequest, ...]:
+    """The five events that follow ``run_created`` in the bench's run (for benchmarks that drive a World's parts)."""
     # Step ids unique across runs too: world-postgres 4.3.7 keys steps by step id alone (docs/verdicts.md).
     step_id = f"{run_id}-s"
-    for request in (
+    return (
         EventRequest(event_type="run_started"),
         EventRequest(
             event_type="step_created",
@@ -234,8 +239,7 @@ async def one_run(world: World) -> None:
         EventRequest(event_type="step_started", correlation_id=step_id),
         EventRequest(event_type="step_completed", correlation_id=step_id, event_data={"result": b"\x00"}),
         EventRequest(event_type="run_completed", event_data={"output": b"\x00"}),
-    ):
-        await world.events.create(run_id, request)
+    )
 
 
 async def lifecycle_rate(world: World, runs: int, in_flight: int) -> float:

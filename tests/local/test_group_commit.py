@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +30,31 @@ def get(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-async def one_batch_after_a_blocked_write(db: Database, works: list[Any], statements: list[str]) -> list[Any]:
-    """Hold the database thread in a first write while ``works`` queue up, so they form one batch."""
+@asynccontextmanager
+async def thread_held(db: Database, statements: list[str] | None = None) -> AsyncIterator[None]:
+    """Hold the database thread in a first write; the writes queued inside the block form one batch after it."""
     entered, release = threading.Event(), threading.Event()
 
     def blocked(conn: sqlite3.Connection) -> None:
-        conn.set_trace_callback(statements.append)
+        if statements is not None:
+            conn.set_trace_callback(statements.append)
         entered.set()
         release.wait(timeout=30)
 
     first = asyncio.ensure_future(db.write(blocked))
     assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
-    queued = [asyncio.ensure_future(db.write(work)) for work in works]
-    release.set()
-    await first
+    try:
+        yield
+        await asyncio.sleep(0)  # the writes started in the block reach the queue while the thread is held
+    finally:
+        release.set()
+        await first
+
+
+async def one_batch_after_a_blocked_write(db: Database, works: list[Any], statements: list[str]) -> list[Any]:
+    """``works`` queued behind a blocked write, so they form one batch; their outcomes."""
+    async with thread_held(db, statements):
+        queued = [asyncio.ensure_future(db.write(work)) for work in works]
     return await asyncio.gather(*queued, return_exceptions=True)
 
 
@@ -119,17 +132,8 @@ def test_a_batch_of_writes_that_need_no_flush_skips_the_fsync_and_any_other_writ
         return int(conn.execute("PRAGMA synchronous").fetchone()[0])
 
     async def batch(db: Database, flushes: list[bool]) -> list[Any]:
-        entered, release = threading.Event(), threading.Event()
-
-        def blocked(conn: sqlite3.Connection) -> None:
-            entered.set()
-            release.wait(timeout=30)
-
-        first = asyncio.ensure_future(db.write(blocked))
-        assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
-        queued = [asyncio.ensure_future(db.write(level, flush=flush)) for flush in flushes]
-        release.set()
-        await first
+        async with thread_held(db):
+            queued = [asyncio.ensure_future(db.write(level, flush=flush)) for flush in flushes]
         return await asyncio.gather(*queued)
 
     async def main() -> None:
@@ -157,20 +161,11 @@ def test_a_write_cancelled_while_queued_leaves_its_batch_mates_answered(tmp_path
     async def main() -> None:
         db = Database(tmp_path / "world", busy_timeout=5.0)
         try:
-            entered, release = threading.Event(), threading.Event()
-
-            def blocked(conn: sqlite3.Connection) -> None:
-                entered.set()
-                release.wait(timeout=30)
-
-            first = asyncio.ensure_future(db.write(blocked))
-            assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
-            given_up = asyncio.ensure_future(db.write(put("k1", "v1")))
-            kept = asyncio.ensure_future(db.write(put("k2", "v2")))
-            await asyncio.sleep(0)  # both are queued behind the blocked write
-            given_up.cancel()
-            release.set()
-            await first
+            async with thread_held(db):
+                given_up = asyncio.ensure_future(db.write(put("k1", "v1")))
+                kept = asyncio.ensure_future(db.write(put("k2", "v2")))
+                await asyncio.sleep(0)  # both are queued behind the blocked write
+                given_up.cancel()
             await asyncio.wait_for(kept, timeout=10)
             assert given_up.cancelled()
             assert await db.read(lambda conn: get(conn, "k2")) == "v2"
