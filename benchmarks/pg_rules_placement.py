@@ -38,11 +38,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from pg_events_breakdown import _backends, _measure
+from pg_events_breakdown import world_cpu
 
 from reference_worlds.postgres import PostgresWorld
 from reference_worlds.postgres.config import URL_ENV
-from reference_worlds.postgres.database import Database, application_name
+from reference_worlds.postgres.database import Database
 from reference_worlds.postgres.errors import translated
 from reference_worlds.postgres.migrations import migrate
 from reference_worlds.postgres.plugin import drop_schema
@@ -296,15 +296,8 @@ async def _check_same_outcome(url: str, schema: str) -> None:
 
 async def _cpu(url: str, schema: str, runs: int, python: bool) -> dict[str, float]:
     """CPU time per event, client and server, of one placement at 1 in flight (robust to other load)."""
-    world: Any = _PythonWorld({"url": url, "schema": schema, "pool_size": 1}) if python else None
-    world = world or PostgresWorld({"url": url, "schema": schema, "pool_size": 1})
-    try:
-        for _ in range(3):
-            await bench.one_run(world)
-        pids = await _backends(url, application_name(schema))
-        return await _measure(pids, runs, lambda: bench.one_run(world))
-    finally:
-        await world.close()
+    config = {"url": url, "schema": schema, "pool_size": 1}
+    return await world_cpu(_PythonWorld(config) if python else PostgresWorld(config), url, schema, runs)
 
 
 def main() -> None:
