@@ -10,6 +10,7 @@ and the application's own OpenTelemetry exporter (Prometheus or OTLP).
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 
 from .models import Pagination
@@ -57,10 +58,13 @@ async def serve(
     healthy: Callable[[], Awaitable[None]],
     ready: Callable[[int], None],
 ) -> None:
-    """Serve ``/metrics`` and ``/healthz`` on 127.0.0.1 until cancelled; ``ready(port)`` once listening.
+    """Serve ``/metrics`` and ``/healthz`` on 127.0.0.1 until SIGTERM or cancelled; ``ready(port)`` once listening.
 
     One event loop serves every request, the loop the World was opened in, so a
     World bound to its loop (a connection pool) is used from that loop only.
+    SIGTERM (what a container runtime or a service manager sends to stop a
+    sidecar) returns normally, so the caller closes the World and exits 0;
+    Ctrl-C cancels, as everywhere in ``worlds``.
     """
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -89,7 +93,13 @@ async def serve(
         finally:
             writer.close()
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     server = await asyncio.start_server(handle, "127.0.0.1", port)
-    async with server:
-        ready(server.sockets[0].getsockname()[1])
-        await server.serve_forever()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        async with server:
+            ready(server.sockets[0].getsockname()[1])
+            await stop.wait()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)

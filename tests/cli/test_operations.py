@@ -251,7 +251,12 @@ def test_metrics_prints_the_queue_and_run_figures(capsys: pytest.CaptureFixture[
     assert "# TYPE worlds_queue_ready_messages gauge\n" in out
 
 
-def test_metrics_serves_metrics_and_healthz_over_http(world: Any) -> None:
+def test_metrics_serves_metrics_and_healthz_over_http_until_sigterm(world: Any) -> None:
+    """A sidecar is stopped with SIGTERM (a container's stop): it closes the World and exits 0.
+
+    SIGTERM, not SIGINT: a process started in the background of a script inherits
+    SIGINT ignored, so Ctrl-C is for a terminal, and a test that sent it would hang there.
+    """
     name, config, _ = world
     proc = subprocess.Popen(
         [sys.executable, "-m", "worlds_sdk.cli", "metrics", name, "--world-config", json.dumps(config), "--serve", "0"],
@@ -274,12 +279,16 @@ def test_metrics_serves_metrics_and_healthz_over_http(world: Any) -> None:
             urllib.request.urlopen(f"{base}/nothing", timeout=30)
         assert missing.value.code == 404
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-    assert proc.returncode == 130
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()  # no-op once it has exited; never left running if it did not
+            stderr = proc.stderr.read() if proc.stderr is not None else ""
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+    assert (proc.returncode, stderr) == (0, "")
 
 
 def test_metrics_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
