@@ -179,8 +179,12 @@ def crash_repeatedly(path: Path, kills: int, max_delay: float, seed: int, fork: 
     state = Replayed()
     server = ForkServer(path)
     try:
-        for _ in range(kills):
-            pid = int(server.ask(f"{fork} {rng.randrange(1 << 30)}"))
+        for kill in range(kills):
+            # Every other crash moment counts from the writer's first commit, so writes are
+            # crashed into however slow the start-up; the others from the fork, so a crash may
+            # also land while the World is opened (or, the first time, created).
+            committed = " committed" if kill % 2 else ""
+            pid = int(server.ask(f"{fork} {rng.randrange(1 << 30)}{committed}"))
             time.sleep(rng.uniform(0, max_delay))  # the crash moment, not a wait for a condition
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

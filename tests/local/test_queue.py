@@ -179,13 +179,17 @@ def test_a_handler_that_never_returns_times_out_as_a_failure_and_is_dead_lettere
 
 
 def test_a_running_handler_keeps_its_lease_against_another_consumer(config: dict[str, Any], eventually: Poll) -> None:
-    """Q-5: the heartbeat extends the lease, so a handler slower than the lease is not doubled."""
+    """Q-5: the heartbeat extends the lease, so a handler slower than the lease is not doubled.
+
+    A lease of 1.5 s, beats every 0.5 s: a beat and the next one's fsynced commit took up
+    to 0.45 s under load on two cores, which a 0.5 s lease did not always survive.
+    """
 
     async def slow(meta: MessageMeta) -> None:
-        await asyncio.sleep(1.5)  # three lease lengths: the work, not a wait for a condition
+        await asyncio.sleep(4.5)  # three lease lengths: the work, not a wait for a condition
 
     async def body(world: LocalWorld) -> None:
-        rival = LocalWorld({**config, "lease_seconds": 0.5})
+        rival = LocalWorld({**config, "lease_seconds": 1.5})
         holder, other = Recorder(slow), Recorder()
         rival.register_handler(PREFIX, other)
         world.register_handler(PREFIX, holder)
@@ -197,7 +201,7 @@ def test_a_running_handler_keeps_its_lease_against_another_consumer(config: dict
         await rival.close()
         assert other.seen == []
 
-    with_world(config, body, lease_seconds=0.5)
+    with_world(config, body, lease_seconds=1.5)
 
 
 async def _acked(world: LocalWorld) -> bool:
@@ -319,9 +323,11 @@ def test_the_store_counts_an_expired_lease_as_a_failure_and_ignores_the_stale_cl
         store = LocalQueue(db, Notifier())
         try:
             await store.enqueue(Q, "m", QueueOptions(deployment_id="local", idempotency_key=None, delay_seconds=0))
-            first = await claim_one(store, [PREFIX], 0.05)
+            # A lease of a second, not less: the second claim must read before it ends, and
+            # under load the first claim's fsync alone has taken a good part of 50 ms.
+            first = await claim_one(store, [PREFIX], 1.0)
             assert first is not None and (first.attempt, first.failures) == (1, 0)
-            assert await claim_one(store, [PREFIX], 0.05) is None, "leased: invisible"
+            assert await claim_one(store, [PREFIX], 1.0) is None, "leased: invisible"
             second = await eventually(lambda: claim_one(store, [PREFIX], 30), what="the lease to expire")
             assert (second.message_id, second.attempt, second.failures) == (first.message_id, 2, 1)
             assert not await store.ack(first), "the stale claim cannot ack"
@@ -469,7 +475,7 @@ def test_a_hand_off_whose_insert_ends_after_stop_releases_the_message_instead_of
         assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
         sending = asyncio.ensure_future(world.queue(Q, {"n": 1}))  # a slot reserved, its insert queued
         await asyncio.sleep(0)
-        stopping = asyncio.ensure_future(world._consumer.stop(1.0))
+        stopping = asyncio.ensure_future(world._consumer.stop(30.0))  # returns once the insert is answered
         await asyncio.sleep(0)
         release.set()
         await asyncio.gather(held, sending, stopping)
