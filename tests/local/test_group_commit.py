@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from reference_worlds.local import LocalWorld
 from reference_worlds.local.database import Database
+from tests.local.database_thread import thread_held
 from worlds_sdk.errors import EntityConflictError
 from worlds_sdk.models import EventRequest
 
@@ -28,27 +26,6 @@ def put(key: str, value: str) -> Any:
 def get(conn: sqlite3.Connection, key: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
-
-
-@asynccontextmanager
-async def thread_held(db: Database, statements: list[str] | None = None) -> AsyncIterator[None]:
-    """Hold the database thread in a first write; the writes queued inside the block form one batch after it."""
-    entered, release = threading.Event(), threading.Event()
-
-    def blocked(conn: sqlite3.Connection) -> None:
-        if statements is not None:
-            conn.set_trace_callback(statements.append)
-        entered.set()
-        release.wait(timeout=30)
-
-    first = asyncio.ensure_future(db.write(blocked))
-    assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
-    try:
-        yield
-        await asyncio.sleep(0)  # the writes started in the block reach the queue while the thread is held
-    finally:
-        release.set()
-        await first
 
 
 async def one_batch_after_a_blocked_write(db: Database, works: list[Any], statements: list[str]) -> list[Any]:

@@ -7,7 +7,6 @@ import itertools
 import signal
 import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from reference_worlds.local import LocalWorld
 from reference_worlds.local.database import DB_FILE, Database
 from reference_worlds.local.queue import LocalQueue
 from reference_worlds.local.signals import Notifier
+from tests.local.database_thread import thread_held
 from worlds_sdk.consumer import Delivery
 from worlds_sdk.errors import ValidationError
 from worlds_sdk.models import MessageMeta, Reschedule
@@ -432,19 +432,10 @@ def test_enqueues_during_a_claim_in_flight_never_take_the_slots_that_claim_fills
         await world.start()
         for n in range(2):  # due once the database thread is held: the held claim returns them
             await world.queue(Q, {"n": n}, delay_seconds=0.3)
-        entered, go = threading.Event(), threading.Event()
-
-        def hold(conn: sqlite3.Connection) -> None:  # the claim loop's next claim queues behind this
-            entered.set()
-            go.wait(timeout=30)
-
-        held = asyncio.ensure_future(world._db.write(hold))
-        assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
-        await asyncio.sleep(0.5)  # the delayed messages are due; polls every 20 ms have queued a claim
-        sending = asyncio.ensure_future(asyncio.gather(*(world.queue(Q, {"n": n}) for n in (2, 3))))
-        await asyncio.sleep(0)
-        go.set()
-        await asyncio.gather(held, sending)
+        async with thread_held(world._db):  # the claim loop's next claim queues behind it
+            await asyncio.sleep(0.5)  # the delayed messages are due; polls every 20 ms have queued a claim
+            sending = asyncio.ensure_future(asyncio.gather(*(world.queue(Q, {"n": n}) for n in (2, 3))))
+        await sending
         await eventually(lambda: asyncio.sleep(0, running == 2), what="both slots filled")
         await asyncio.sleep(0.2)  # a handler started past the limit would show by now
         assert peak == 2
@@ -465,20 +456,11 @@ def test_a_hand_off_whose_insert_ends_after_stop_releases_the_message_instead_of
     async def body(world: LocalWorld) -> None:
         world.register_handler(PREFIX, handler)
         await world.start()
-        entered, release = threading.Event(), threading.Event()
-
-        def hold(conn: sqlite3.Connection) -> None:  # keeps the database thread busy
-            entered.set()
-            release.wait(timeout=30)
-
-        held = asyncio.ensure_future(world._db.write(hold))
-        assert await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
-        sending = asyncio.ensure_future(world.queue(Q, {"n": 1}))  # a slot reserved, its insert queued
-        await asyncio.sleep(0)
-        stopping = asyncio.ensure_future(world._consumer.stop(30.0))  # returns once the insert is answered
-        await asyncio.sleep(0)
-        release.set()
-        await asyncio.gather(held, sending, stopping)
+        async with thread_held(world._db):
+            sending = asyncio.ensure_future(world.queue(Q, {"n": 1}))  # a slot reserved, its insert queued
+            await asyncio.sleep(0)
+            stopping = asyncio.ensure_future(world._consumer.stop(30.0))  # returns once the insert is answered
+        await asyncio.gather(sending, stopping)
         await eventually(lambda: asyncio.to_thread(lambda: rows() == [(1, 0)]), what="the message released")
         assert handler.seen == []
 
