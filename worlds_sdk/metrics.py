@@ -95,11 +95,10 @@ async def serve(
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    try:
-        async with server:
+    async with await asyncio.start_server(handle, "127.0.0.1", port) as server:
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        try:
             ready(server.sockets[0].getsockname()[1])
             await stop.wait()
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
